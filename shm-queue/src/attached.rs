@@ -1,0 +1,94 @@
+//! What both ends share: the ring, their slot in the endpoint table, and detaching on drop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::control::{Control, PEER_DEAD};
+use crate::endpoint::{self, Role};
+use crate::ring::RawRing;
+use crate::stats::QueueStats;
+use crate::sync::Ordering;
+use crate::wait;
+use crate::wake::WakePolicy;
+
+/// A token for passing an end to another process: the receiver adopts the sender's slot, so the
+/// queue never looks closed in between. Plain data: it can travel in a spawn request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Handover {
+    /// The endpoint slot being handed over.
+    pub slot: u32,
+    /// `1` producer, `2` consumer.
+    pub role: u32,
+}
+
+pub(crate) struct Attached<T> {
+    pub ring: RawRing<T>,
+    pub slot: u32,
+    pub role: Role,
+    pub wake: WakePolicy,
+    pub recheck: Duration,
+    pub name: Option<Arc<str>>,
+    /// Cleared when the slot was handed over: drop must then leave it alone.
+    pub detach_on_drop: bool,
+}
+
+impl<T> Attached<T> {
+    pub fn control(&self) -> &Control {
+        self.ring.control()
+    }
+
+    /// The error to report for a poisoned queue: the dead peer's pid when there is one.
+    pub fn poison_cause(&self) -> Option<u32> {
+        let state = &self.control().state;
+        if state.flags.load(Ordering::Acquire) & PEER_DEAD != 0 {
+            Some(state.dead_pid.load(Ordering::Relaxed))
+        } else {
+            None
+        }
+    }
+
+    pub fn poison(&self) {
+        let ctl = self.control();
+        endpoint::poison(ctl, None);
+        wake_everyone(ctl);
+    }
+
+    pub fn hand_over(mut self) -> Handover {
+        let ok = endpoint::hand_over(self.control(), self.slot);
+        debug_assert!(ok, "a live end owns its slot");
+        self.detach_on_drop = false;
+        Handover { slot: self.slot, role: self.role as u32 }
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        QueueStats::read(self.control(), self.ring.kind(), self.ring.capacity())
+    }
+}
+
+/// Wakes all sleepers on both sides, so they re-check flags (close, poison).
+pub(crate) fn wake_everyone(ctl: &Control) {
+    if wait::anyone_sleeping(&ctl.not_empty) {
+        wait::wake_all(&ctl.not_empty, &ctl.producer_stats);
+    }
+    if wait::anyone_sleeping(&ctl.not_full) {
+        wait::wake_all(&ctl.not_full, &ctl.consumer_stats);
+    }
+}
+
+impl<T> Drop for Attached<T> {
+    fn drop(&mut self) {
+        if !self.detach_on_drop {
+            return;
+        }
+        let ctl = self.ring.control();
+        // A copy inherited through fork is not the owner: counting it out would close the
+        // queue under the real owner's feet.
+        if !endpoint::owned_by_me(ctl, self.slot) {
+            return;
+        }
+        if endpoint::detach(ctl, self.slot, self.role) {
+            wake_everyone(ctl);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Who is attached: counts and the endpoint table in the control block.
+//!
+//! Counts decide closure (the last producer out closes the queue to consumers); the table
+//! records each endpoint's owner so that one killed without detaching can be recognised as dead.
+
+use crate::control::{
+    slot_state, Control, EndpointSlot, CONSUMERS_GONE, GONE, MAX_ENDPOINTS, PEER_DEAD, POISONED, PRODUCERS_GONE,
+    ROLE_CONSUMER, ROLE_PRODUCER,
+};
+use crate::error::AttachError;
+use crate::kind::KindId;
+use crate::liveness::ProcessId;
+use crate::sync::{AtomicU32, Ordering};
+
+/// The two roles an endpoint can play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Role {
+    /// Pushes.
+    Producer = ROLE_PRODUCER,
+    /// Pops.
+    Consumer = ROLE_CONSUMER,
+}
+
+impl Role {
+    /// `"producer"` or `"consumer"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Producer => "producer",
+            Self::Consumer => "consumer",
+        }
+    }
+
+    fn count(self, ctl: &Control) -> &AtomicU32 {
+        match self {
+            Self::Producer => &ctl.state.producers,
+            Self::Consumer => &ctl.state.consumers,
+        }
+    }
+
+    fn gone_flag(self) -> u32 {
+        match self {
+            Self::Producer => PRODUCERS_GONE,
+            Self::Consumer => CONSUMERS_GONE,
+        }
+    }
+
+    fn multi(self, kind: KindId) -> bool {
+        match self {
+            Self::Producer => kind.multi_producer(),
+            Self::Consumer => kind.multi_consumer(),
+        }
+    }
+}
+
+/// Counts one more endpoint of `role` and records this process in a free table slot.
+pub(crate) fn attach(ctl: &Control, kind: KindId, role: Role) -> Result<u32, AttachError> {
+    if ctl.state.flags.load(Ordering::Acquire) & POISONED != 0 {
+        return Err(AttachError::Poisoned);
+    }
+    let count = role.count(ctl);
+    let mut n = count.load(Ordering::Acquire);
+    loop {
+        if n & GONE != 0 {
+            return Err(AttachError::Closed { role: role.as_str() });
+        }
+        if n >= 1 && !role.multi(kind) {
+            return Err(AttachError::RoleTaken { kind: kind.as_str(), role: role.as_str() });
+        }
+        match count.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(now) => n = now,
+        }
+    }
+    match claim_slot(ctl, role, slot_state::FREE) {
+        Some(slot) => Ok(slot),
+        None => {
+            // Undo the count without closing: we were never really attached.
+            count.fetch_sub(1, Ordering::AcqRel);
+            Err(AttachError::TooManyEndpoints { max: MAX_ENDPOINTS })
+        }
+    }
+}
+
+/// Fills the first slot in state `from` with this process (FREE → CLAIMING → ATTACHED).
+fn claim_slot(ctl: &Control, role: Role, from: u32) -> Option<u32> {
+    let me = ProcessId::current();
+    for (i, slot) in ctl.endpoints.iter().enumerate() {
+        if slot.state.compare_exchange(from, slot_state::CLAIMING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            fill_slot(slot, role, me);
+            return Some(i as u32);
+        }
+    }
+    None
+}
+
+fn fill_slot(slot: &EndpointSlot, role: Role, me: ProcessId) {
+    slot.role.store(role as u32, Ordering::Relaxed);
+    slot.pid.store(me.pid, Ordering::Relaxed);
+    slot.start_time.store(me.start_time, Ordering::Relaxed);
+    // Release: a scanner that Acquire-loads ATTACHED reads the owner written above.
+    slot.state.store(slot_state::ATTACHED, Ordering::Release);
+}
+
+fn slot_at(ctl: &Control, slot: u32) -> Option<&EndpointSlot> {
+    ctl.endpoints.get(slot as usize)
+}
+
+/// Whether `slot` is attached and owned by this process: only then may a drop detach it (a
+/// copy of an end inherited through `fork` is not the owner and must not count itself out).
+pub(crate) fn owned_by_me(ctl: &Control, slot: u32) -> bool {
+    let Some(entry) = slot_at(ctl, slot) else { return false };
+    let me = ProcessId::current();
+    entry.state.load(Ordering::Acquire) == slot_state::ATTACHED
+        && entry.pid.load(Ordering::Relaxed) == me.pid
+        && entry.start_time.load(Ordering::Relaxed) == me.start_time
+}
+
+/// Frees `slot` and counts the endpoint out. The last one out closes the role (sets `GONE`
+/// and the matching flag). Returns whether this was the last.
+pub(crate) fn detach(ctl: &Control, slot: u32, role: Role) -> bool {
+    if let Some(entry) = slot_at(ctl, slot) {
+        entry.state.store(slot_state::FREE, Ordering::Release);
+    }
+    let count = role.count(ctl);
+    let was = count.fetch_sub(1, Ordering::AcqRel);
+    if was & !GONE != 1 {
+        return false;
+    }
+    // We took the count to zero; close, unless somebody attached in between.
+    if count.compare_exchange(0, GONE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // Release: pairs with the Acquire load of the flags in pop/push, so a consumer that
+        // sees PRODUCERS_GONE also sees every item published before.
+        ctl.state.flags.fetch_or(role.gone_flag(), Ordering::AcqRel);
+        return true;
+    }
+    false
+}
+
+/// Marks our `slot` as handed over: still counted, owned by nobody until adopted.
+pub(crate) fn hand_over(ctl: &Control, slot: u32) -> bool {
+    slot_at(ctl, slot).is_some_and(|entry| {
+        entry
+            .state
+            .compare_exchange(slot_state::ATTACHED, slot_state::HANDOVER, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Takes over a handed-over `slot` of `role`.
+pub(crate) fn adopt(ctl: &Control, slot: u32, role: Role) -> Result<(), AttachError> {
+    if ctl.state.flags.load(Ordering::Acquire) & POISONED != 0 {
+        return Err(AttachError::Poisoned);
+    }
+    let entry = slot_at(ctl, slot).ok_or(AttachError::NoPendingHandover { slot })?;
+    if entry.role.load(Ordering::Relaxed) != role as u32 {
+        return Err(AttachError::NoPendingHandover { slot });
+    }
+    entry
+        .state
+        .compare_exchange(slot_state::HANDOVER, slot_state::CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+        .map_err(|_| AttachError::NoPendingHandover { slot })?;
+    fill_slot(entry, role, ProcessId::current());
+    Ok(())
+}
+
+/// Looks for an attached endpoint of `role` whose owner is dead. The first caller to find one
+/// marks it DEAD (exactly one wins the CAS) and poisons the queue naming it; returns its pid.
+pub(crate) fn reap_dead(ctl: &Control, role: Role) -> Option<u32> {
+    for entry in &ctl.endpoints {
+        if entry.state.load(Ordering::Acquire) != slot_state::ATTACHED
+            || entry.role.load(Ordering::Relaxed) != role as u32
+        {
+            continue;
+        }
+        let owner =
+            ProcessId { pid: entry.pid.load(Ordering::Relaxed), start_time: entry.start_time.load(Ordering::Relaxed) };
+        if owner.is_alive() {
+            continue;
+        }
+        if entry
+            .state
+            .compare_exchange(slot_state::ATTACHED, slot_state::DEAD, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            poison(ctl, Some(owner.pid));
+            return Some(owner.pid);
+        }
+    }
+    None
+}
+
+/// Marks the queue broken. A dead peer's pid is recorded by the first poisoner only.
+pub(crate) fn poison(ctl: &Control, dead_pid: Option<u32>) {
+    let state = &ctl.state;
+    match dead_pid {
+        Some(pid) => {
+            if state.flags.load(Ordering::Acquire) & POISONED == 0 {
+                state.dead_pid.store(pid, Ordering::Relaxed);
+                // Release: whoever sees PEER_DEAD sees the pid.
+                state.flags.fetch_or(PEER_DEAD | POISONED, Ordering::AcqRel);
+            }
+        }
+        None => {
+            state.flags.fetch_or(POISONED, Ordering::AcqRel);
+        }
+    }
+}
+
+/// An endpoint as recorded in the table, for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// Its slot in the table.
+    pub slot: u32,
+    /// Producer or consumer.
+    pub role: Role,
+    /// Its owner (for a handed-over end, the process that handed it over).
+    pub owner: ProcessId,
+    /// What the table says of it.
+    pub state: EndpointState,
+    /// Whether the owner is alive now.
+    pub alive: bool,
+}
+
+/// The table's state of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointState {
+    /// In use by its owner.
+    Attached,
+    /// Released by its owner for another process to adopt.
+    HandedOver,
+    /// Its owner was found dead.
+    Dead,
+}
+
+pub(crate) fn list(ctl: &Control) -> Vec<EndpointInfo> {
+    let mut out = Vec::new();
+    for (i, entry) in ctl.endpoints.iter().enumerate() {
+        let state = match entry.state.load(Ordering::Acquire) {
+            slot_state::ATTACHED => EndpointState::Attached,
+            slot_state::HANDOVER => EndpointState::HandedOver,
+            slot_state::DEAD => EndpointState::Dead,
+            _ => continue,
+        };
+        let role = match entry.role.load(Ordering::Relaxed) {
+            ROLE_PRODUCER => Role::Producer,
+            ROLE_CONSUMER => Role::Consumer,
+            _ => continue,
+        };
+        let owner =
+            ProcessId { pid: entry.pid.load(Ordering::Relaxed), start_time: entry.start_time.load(Ordering::Relaxed) };
+        out.push(EndpointInfo { slot: i as u32, role, owner, state, alive: owner.is_alive() });
+    }
+    out
+}

@@ -1,0 +1,36 @@
+//! The only system call of the blocking path: a *shared* futex on a word in the segment.
+//!
+//! Not `FUTEX_PRIVATE_FLAG`: a private futex is keyed by (mm, address) and cannot be woken from
+//! another process; a shared one is keyed by the backing page, which every mapping shares.
+
+use std::time::Duration;
+
+use crate::sync::AtomicU32;
+
+/// Sleeps while `*word == expected`, at most `timeout`. Returns on wake, timeout, signal or
+/// value change; the caller re-checks its condition either way.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call (AtomicU32 has u32's
+    // layout); FUTEX_WAIT only reads it. The timespec lives on our stack.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word as *const AtomicU32,
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Wakes every process sleeping on `word`.
+pub(crate) fn wake_all(word: &AtomicU32) {
+    // SAFETY: as above; FUTEX_WAKE does not touch the word's memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word as *const AtomicU32, libc::FUTEX_WAKE, i32::MAX);
+    }
+}

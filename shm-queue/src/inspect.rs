@@ -1,0 +1,69 @@
+//! Reading a segment by name without attaching an end: for operators and the runtime.
+
+use std::sync::Arc;
+
+use crate::attached::wake_everyone;
+use crate::control::Control;
+use crate::endpoint::{self, EndpointInfo};
+use crate::error::OpenError;
+use crate::header::HeaderInfo;
+use crate::name::ShmName;
+use crate::region::Region;
+use crate::stats::QueueStats;
+
+/// A segment mapped for inspection: header, statistics, endpoints. Attaches no end, so it
+/// changes no count and closes nothing when dropped.
+pub struct Inspector {
+    region: Arc<Region>,
+    control_offset: usize,
+    info: HeaderInfo,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl Inspector {
+    /// Maps and validates `name` (any kind, any element type).
+    ///
+    /// # Errors
+    /// Those of [`Queue::open`](crate::Queue::open) but the kind and type mismatches.
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        let opened = crate::segment::open(&ShmName::new(name)?)?;
+        Ok(Self { region: Arc::new(opened.region), control_offset: opened.layout.control_offset, info: opened.info })
+    }
+
+    fn control(&self) -> &Control {
+        // SAFETY: validated layout; the control block lies within the mapping we keep alive.
+        unsafe { &*self.region.base().as_ptr().add(self.control_offset).cast::<Control>() }
+    }
+
+    /// The validated header.
+    pub fn header(&self) -> &HeaderInfo {
+        &self.info
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> QueueStats {
+        QueueStats::read(self.control(), self.info.kind, self.info.capacity)
+    }
+
+    /// The endpoint table, with each owner's liveness checked now.
+    pub fn endpoints(&self) -> Vec<EndpointInfo> {
+        endpoint::list(self.control())
+    }
+
+    /// Poisons the queue and wakes all its sleepers.
+    pub fn poison(&self) {
+        endpoint::poison(self.control(), None);
+        wake_everyone(self.control());
+    }
+
+    /// Whether nothing can use this segment any more: its creator and every recorded endpoint
+    /// owner are dead (a handed-over end counts as alive while its last owner is).
+    pub fn is_stale(&self) -> bool {
+        !self.info.creator.is_alive() && self.endpoints().iter().all(|e| !e.alive)
+    }
+}

@@ -1,0 +1,122 @@
+//! Bounded lock-free ring queues in POSIX shared memory.
+//!
+//! A queue lives in a segment made by `shm_open` + `mmap`; any process that knows its name can
+//! attach a [`Producer`] or a [`Consumer`]. Four kinds: [`Spsc`] (a Lamport ring with cached
+//! indices), and [`Mpsc`], [`Spmc`], [`Mpmc`] (Vyukov's bounded queue with per-slot sequence
+//! numbers). No lock on any path. Elements are plain old data ([`bytemuck::Pod`]): no
+//! pointers, no `Drop`, meaningful in every process.
+//!
+//! - **Zero copy**: [`Producer::write_chunk`] hands out slots in the segment to write in place;
+//!   [`Consumer::read_chunk`] hands out items in place.
+//! - **Backpressure**: [`push`](Producer::push) blocks while full, [`pop`](Consumer::pop) while
+//!   empty: a short adaptive spin where it can pay, then a *shared* futex sleep. Nobody makes a
+//!   system call while nobody sleeps. See [`WakePolicy`] for batching wake-ups.
+//! - **Close, poison, dead peers**: the last producer out closes the queue (consumers drain,
+//!   then get [`PopError::Disconnected`]); [`Queue::poison`] breaks it for everyone; an end
+//!   whose process died (pid + start time, from `/proc`) is detected by sleepers, which poison
+//!   the queue and report [`PopError::PeerDead`] / [`PushError::PeerDead`].
+//! - **Untrusted memory**: capacity and mask come from each handle's own copy; nothing read
+//!   from a segment can send an access out of bounds.
+//!
+//! Two processes sharing a queue by name:
+//!
+//! ```
+//! use shm_queue::{Queue, Spsc};
+//!
+//! let name = format!("/shmpipe-doc-{}", std::process::id());
+//! let queue = Queue::<u64, Spsc>::create(&name, 1024)?;
+//! // SAFETY (of the example): this doctest process has a single thread.
+//! match unsafe { libc::fork() } {
+//!     0 => {
+//!         // The child attaches by name and produces.
+//!         let mut tx = Queue::<u64, Spsc>::open(&name).unwrap().producer().unwrap();
+//!         for i in 0..10_000 {
+//!             tx.push(i).unwrap();
+//!         }
+//!         drop(tx); // closes the queue
+//!         unsafe { libc::_exit(0) };
+//!     }
+//!     pid => {
+//!         let mut rx = queue.consumer()?;
+//!         let mut sum = 0;
+//!         while let Ok(v) = rx.pop() {
+//!             sum += v;
+//!         }
+//!         assert_eq!(sum, (0..10_000).sum::<u64>());
+//!         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+//!     }
+//! }
+//! // Dropping `queue` (its creator) removes the name from /dev/shm.
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Element types must be `Pod`; a `String` is refused at compile time:
+//!
+//! ```compile_fail
+//! let q = shm_queue::Queue::<String, shm_queue::Spsc>::create("/x", 8);
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+
+pub(crate) mod control;
+pub mod error;
+mod fingerprint;
+pub(crate) mod header;
+mod kind;
+mod name;
+pub(crate) mod region;
+pub(crate) mod ring;
+pub(crate) mod sync;
+mod wake;
+
+#[cfg(not(loom))]
+mod attached;
+#[cfg(not(loom))]
+mod consumer;
+#[cfg(not(loom))]
+mod endpoint;
+#[cfg(not(loom))]
+mod futex;
+#[cfg(not(loom))]
+mod inspect;
+#[cfg(not(loom))]
+mod liveness;
+#[cfg(not(loom))]
+mod producer;
+#[cfg(not(loom))]
+mod queue;
+#[cfg(not(loom))]
+mod segment;
+#[cfg(not(loom))]
+mod stats;
+#[cfg(not(loom))]
+mod wait;
+
+pub use bytemuck::{Pod, Zeroable};
+pub use error::{AttachError, CreateError, NameError, OpenError, PopError, PushError, UnlinkError};
+pub use fingerprint::TypeFingerprint;
+pub use header::{HeaderInfo, FORMAT_VERSION, MAX_CAPACITY};
+pub use kind::{Kind, KindId, Mpmc, Mpsc, MultiConsumer, MultiProducer, Spmc, Spsc};
+pub use name::{ShmName, MAX_NAME_LEN};
+pub use wake::WakePolicy;
+
+#[cfg(not(loom))]
+pub use attached::Handover;
+#[cfg(not(loom))]
+pub use consumer::{Consumer, ReadChunk};
+#[cfg(not(loom))]
+pub use control::MAX_ENDPOINTS;
+#[cfg(not(loom))]
+pub use endpoint::{EndpointInfo, EndpointState, Role};
+#[cfg(not(loom))]
+pub use inspect::Inspector;
+#[cfg(not(loom))]
+pub use liveness::{Liveness, ProcessId};
+#[cfg(not(loom))]
+pub use producer::{Producer, WriteChunk};
+#[cfg(not(loom))]
+pub use queue::{Queue, QueueOptions};
+#[cfg(not(loom))]
+pub use segment::{list, unlink, SHM_DIR};
+#[cfg(not(loom))]
+pub use stats::{QueueStats, SideSnapshot};

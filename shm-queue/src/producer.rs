@@ -1,0 +1,346 @@
+//! The writing end.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+
+use crate::attached::{Attached, Handover};
+use crate::control::{CONSUMERS_GONE, POISONED};
+use crate::error::PushError;
+use crate::kind::{Kind, MultiProducer};
+use crate::ring::{ProducerCursor, Span};
+use crate::stats::QueueStats;
+use crate::sync::Ordering;
+use crate::wait::{self, Spin, Waited};
+use crate::wake::WakePolicy;
+
+/// The writing end of a queue. `Send` (move it to a thread) but not `Sync`: it keeps a private
+/// cursor, so every operation takes `&mut self`.
+///
+/// Dropping the last producer closes the queue: consumers drain what is left, then get
+/// [`PopError::Disconnected`](crate::PopError::Disconnected).
+///
+/// ```compile_fail
+/// fn shared<T: Sync>() {}
+/// shared::<shm_queue::Producer<u64>>(); // a producer is not Sync
+/// ```
+pub struct Producer<T: Pod, K: Kind = crate::Spsc> {
+    end: Attached<T>,
+    cursor: ProducerCursor,
+    spin: Spin,
+    _kind: PhantomData<K>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T: Pod, K: Kind> fmt::Debug for Producer<T, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("kind", &K::ID)
+            .field("name", &self.end.name)
+            .field("slot", &self.end.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod, K: Kind> Producer<T, K> {
+    pub(crate) fn new(end: Attached<T>) -> Self {
+        let cursor = end.ring.producer_cursor();
+        Self { end, cursor, spin: Spin::default(), _kind: PhantomData, _not_sync: PhantomData }
+    }
+
+    /// Slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.end.ring.capacity()
+    }
+
+    /// The segment's name, or `None` for a heap-backed queue.
+    pub fn name(&self) -> Option<&str> {
+        self.end.name.as_deref()
+    }
+
+    /// A snapshot of the queue's counters.
+    pub fn stats(&self) -> QueueStats {
+        self.end.stats()
+    }
+
+    /// Marks the queue broken and wakes every sleeper; every end then fails with `Poisoned`.
+    pub fn poison(&self) {
+        self.end.poison();
+    }
+
+    /// Gives this end up for another process to [`adopt`](crate::Queue::adopt_producer). The
+    /// queue stays open in between: the handed-over end still counts as attached.
+    pub fn into_handover(self) -> Handover {
+        self.end.hand_over()
+    }
+
+    /// The error for a queue that no longer takes items, if it does not.
+    #[inline]
+    fn check_open(&self) -> Result<(), PushError<()>> {
+        let flags = self.end.control().state.flags.load(Ordering::Acquire);
+        if flags & (POISONED | CONSUMERS_GONE) == 0 {
+            return Ok(());
+        }
+        Err(if flags & POISONED != 0 {
+            match self.end.poison_cause() {
+                Some(pid) => PushError::PeerDead { pid, item: () },
+                None => PushError::Poisoned(()),
+            }
+        } else {
+            PushError::Disconnected(())
+        })
+    }
+
+    /// Pushes without blocking.
+    ///
+    /// # Errors
+    /// `Full` when there is no room, `Disconnected` when every consumer has left, `Poisoned`
+    /// or `PeerDead` when the queue is broken; the item comes back in each.
+    #[inline]
+    pub fn try_push(&mut self, item: T) -> Result<(), PushError<T>> {
+        if let Err(e) = self.check_open() {
+            return Err(e.with_item(item));
+        }
+        match self.end.ring.reserve(&mut self.cursor, 1) {
+            Some(span) => {
+                // SAFETY: a fresh reservation of one slot, not yet committed.
+                unsafe { self.end.ring.slots_mut(span)[0].write(item) };
+                self.publish(span);
+                Ok(())
+            }
+            None => Err(PushError::Full(item)),
+        }
+    }
+
+    /// Pushes, blocking while the ring is full.
+    ///
+    /// # Errors
+    /// `Disconnected`, `Poisoned` or `PeerDead`, with the item.
+    pub fn push(&mut self, item: T) -> Result<(), PushError<T>> {
+        self.push_until(item, None)
+    }
+
+    /// Pushes, blocking at most `timeout` while the ring is full.
+    ///
+    /// # Errors
+    /// `Timeout` when no room appeared in time, and those of [`push`](Self::push).
+    pub fn push_timeout(&mut self, item: T, timeout: Duration) -> Result<(), PushError<T>> {
+        self.push_until(item, Some(Instant::now() + timeout))
+    }
+
+    fn push_until(&mut self, mut item: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
+        loop {
+            match self.try_push(item) {
+                Err(PushError::Full(back)) => item = back,
+                other => return other,
+            }
+            if let Err(e) = self.wait_for_room(deadline) {
+                return Err(e.with_item(item));
+            }
+        }
+    }
+
+    /// Pushes every item of `items`, blocking while the ring is full, one chunk at a time.
+    ///
+    /// # Errors
+    /// Those of [`push`](Self::push), carrying how many items were pushed before the failure.
+    pub fn push_slice(&mut self, items: &[T]) -> Result<(), PushError<usize>> {
+        let mut done = 0;
+        while done < items.len() {
+            let mut chunk = self.write_chunk(items.len() - done).map_err(|e| e.with_item(done))?;
+            let n = chunk.len();
+            chunk.copy_from_slice(&items[done..done + n]);
+            chunk.commit();
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reserves between 1 and `max` contiguous slots in the segment without blocking, for
+    /// writing in place; [`WriteChunk::commit`] publishes them.
+    ///
+    /// # Errors
+    /// `Full` when there is no room (or `max` is 0), and the others of [`try_push`](Self::try_push).
+    pub fn try_write_chunk(&mut self, max: usize) -> Result<WriteChunk<'_, T, K>, PushError<()>> {
+        self.check_open()?;
+        match self.end.ring.reserve(&mut self.cursor, max) {
+            Some(span) => Ok(WriteChunk { producer: self, span, committed: false }),
+            None => Err(PushError::Full(())),
+        }
+    }
+
+    /// Reserves between 1 and `max` slots (`max` ≥ 1), blocking while the ring is full.
+    ///
+    /// # Errors
+    /// Those of [`push`](Self::push), without an item.
+    pub fn write_chunk(&mut self, max: usize) -> Result<WriteChunk<'_, T, K>, PushError<()>> {
+        self.write_chunk_until(max, None)
+    }
+
+    /// Like [`write_chunk`](Self::write_chunk), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`, and those of [`push`](Self::push).
+    pub fn write_chunk_timeout(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<WriteChunk<'_, T, K>, PushError<()>> {
+        self.write_chunk_until(max, Some(Instant::now() + timeout))
+    }
+
+    fn write_chunk_until(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<WriteChunk<'_, T, K>, PushError<()>> {
+        let max = max.max(1);
+        loop {
+            self.check_open()?;
+            if let Some(span) = self.end.ring.reserve(&mut self.cursor, max) {
+                return Ok(WriteChunk { producer: self, span, committed: false });
+            }
+            self.wait_for_room(deadline)?;
+        }
+    }
+
+    fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<(), PushError<()>> {
+        // Before sleeping, make sure the consumer is not asleep on items we published under a
+        // batched policy: otherwise both sides could sleep until the recheck timeout.
+        self.flush();
+        let end = &self.end;
+        let ctl = end.control();
+        let ring = &end.ring;
+        let cursor = &self.cursor;
+        let waited = wait::wait_until(
+            &ctl.not_full,
+            &ctl.producer_stats,
+            &mut self.spin,
+            deadline,
+            end.recheck,
+            || ring.room_ready(cursor) || ctl.state.flags.load(Ordering::Acquire) & (POISONED | CONSUMERS_GONE) != 0,
+            || {
+                crate::endpoint::reap_dead(ctl, crate::endpoint::Role::Consumer);
+            },
+        );
+        match waited {
+            Waited::Ready => Ok(()),
+            Waited::TimedOut => Err(PushError::Timeout(())),
+        }
+    }
+
+    /// Publishes a span and wakes consumers as the wake policy says.
+    #[inline]
+    fn publish(&mut self, span: Span) {
+        self.end.ring.commit(&mut self.cursor, span);
+        let ctl = self.end.control();
+        if !wait::anyone_sleeping(&ctl.not_empty) {
+            return;
+        }
+        let threshold = self.end.wake.consumer_threshold();
+        if threshold <= 1 || self.end.ring.fill() >= threshold {
+            wait::wake_all(&ctl.not_empty, &ctl.producer_stats);
+        }
+    }
+
+    /// Wakes sleeping consumers if the ring holds anything, whatever the wake policy. Call it
+    /// before waiting on something other than this queue under [`WakePolicy::Batched`].
+    pub fn flush(&mut self) {
+        let ctl = self.end.control();
+        if wait::anyone_sleeping(&ctl.not_empty) && self.end.ring.fill() > 0 {
+            wait::wake_all(&ctl.not_empty, &ctl.producer_stats);
+        }
+    }
+
+    /// The wake policy the queue was created with.
+    pub fn wake_policy(&self) -> WakePolicy {
+        self.end.wake
+    }
+}
+
+impl<T: Pod, K: MultiProducer> Producer<T, K> {
+    /// Attaches another producer of the same queue (multi-producer kinds only).
+    ///
+    /// # Errors
+    /// When the endpoint table is full or the queue is poisoned or closed.
+    pub fn try_clone(&self) -> Result<Self, crate::AttachError> {
+        let ctl = self.end.control();
+        let slot = crate::endpoint::attach(ctl, K::ID, crate::endpoint::Role::Producer)?;
+        Ok(Self::new(Attached {
+            ring: self.end.ring.clone(),
+            slot,
+            role: crate::endpoint::Role::Producer,
+            wake: self.end.wake,
+            recheck: self.end.recheck,
+            name: self.end.name.clone(),
+            detach_on_drop: true,
+        }))
+    }
+}
+
+/// Reserved slots in the segment, written in place, then published by [`commit`](Self::commit).
+///
+/// Dropping it uncommitted discards the reservation for single-producer kinds. A
+/// multi-producer claim cannot be taken back, so there an uncommitted drop poisons the queue
+/// (consumers would otherwise wait forever for those slots).
+pub struct WriteChunk<'a, T: Pod, K: Kind> {
+    producer: &'a mut Producer<T, K>,
+    span: Span,
+    committed: bool,
+}
+
+impl<T: Pod, K: Kind> fmt::Debug for WriteChunk<'_, T, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteChunk").field("len", &self.span.len).finish()
+    }
+}
+
+impl<T: Pod, K: Kind> WriteChunk<'_, T, K> {
+    /// Slots reserved.
+    pub fn len(&self) -> usize {
+        self.span.len
+    }
+
+    /// Never true: a chunk holds at least one slot.
+    pub fn is_empty(&self) -> bool {
+        self.span.len == 0
+    }
+
+    /// The reserved slots, in the segment. Slots hold stale bytes (valid for a `Pod` type)
+    /// until written.
+    pub fn as_mut_slice(&mut self) -> &mut [MaybeUninit<T>] {
+        // SAFETY: our reservation, not committed yet; the &mut self borrow keeps it unique.
+        unsafe { self.producer.end.ring.slots_mut(self.span) }
+    }
+
+    /// Copies `src` into the chunk's slots.
+    ///
+    /// # Panics
+    /// If `src.len()` differs from [`len`](Self::len).
+    pub fn copy_from_slice(&mut self, src: &[T]) {
+        let dst = self.as_mut_slice();
+        assert_eq!(dst.len(), src.len(), "source length must equal the chunk length");
+        for (d, s) in dst.iter_mut().zip(src) {
+            d.write(*s);
+        }
+    }
+
+    /// Publishes every slot of the chunk.
+    pub fn commit(mut self) {
+        self.committed = true;
+        let span = self.span;
+        self.producer.publish(span);
+    }
+}
+
+impl<T: Pod, K: Kind> Drop for WriteChunk<'_, T, K> {
+    fn drop(&mut self) {
+        if !self.committed && !self.producer.end.ring.abandon(self.span) {
+            self.producer.end.poison();
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! A queue: a ring in a segment (or on the heap), from which ends are attached.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::attached::{wake_everyone, Attached, Handover};
+use crate::endpoint::{self, Role};
+use crate::error::{AttachError, CreateError, OpenError};
+use crate::fingerprint::TypeFingerprint;
+use crate::header::{check_capacity, check_element, Header, Layout};
+use crate::kind::Kind;
+use crate::name::ShmName;
+use crate::region::Region;
+use crate::ring::RawRing;
+use crate::stats::QueueStats;
+use crate::wake::WakePolicy;
+use crate::{Consumer, Producer};
+
+/// How a new queue is made.
+///
+/// ```
+/// use shm_queue::{QueueOptions, WakePolicy};
+/// let options = QueueOptions::new(1024).wake(WakePolicy::at_edges(1024));
+/// assert_eq!(options.capacity, 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueOptions {
+    /// Slots: a power of two in `1..=2^30` (other values are refused, not rounded).
+    pub capacity: usize,
+    /// When a publishing side wakes the other.
+    pub wake: WakePolicy,
+    /// How often a sleeper re-checks for dead peers (default 100 ms; a dead peer is reported
+    /// within about this long).
+    pub recheck: Duration,
+}
+
+impl QueueOptions {
+    /// `capacity` slots, eager wake-ups, 100 ms re-checks.
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, wake: WakePolicy::Eager, recheck: Duration::from_millis(100) }
+    }
+
+    /// Sets the wake policy.
+    pub fn wake(mut self, wake: WakePolicy) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// Sets the re-check interval (clamped to 1 ms..60 s).
+    pub fn recheck(mut self, recheck: Duration) -> Self {
+        self.recheck = recheck;
+        self
+    }
+
+    fn recheck_ms(&self) -> u32 {
+        self.recheck.as_millis().clamp(1, 60_000) as u32
+    }
+
+    fn validate(&self) -> Result<(), CreateError> {
+        check_capacity(self.capacity)?;
+        if let WakePolicy::Batched { consumer_at, producer_at } = self.wake {
+            if consumer_at == 0 || consumer_at as usize > self.capacity {
+                return Err(CreateError::InvalidWakeThreshold { threshold: consumer_at, capacity: self.capacity });
+            }
+            if producer_at as usize >= self.capacity {
+                return Err(CreateError::InvalidWakeThreshold { threshold: producer_at, capacity: self.capacity });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A bounded queue of `T` of kind `K` ([`Spsc`](crate::Spsc), [`Mpsc`](crate::Mpsc),
+/// [`Spmc`](crate::Spmc) or [`Mpmc`](crate::Mpmc)), from which [`Producer`]s and
+/// [`Consumer`]s are attached.
+///
+/// A queue made by [`create`](Self::create) owns its name and removes it when dropped (unless
+/// [`keep_name`](Self::keep_name) is called); one made by [`open`](Self::open) does not.
+/// Mappings outlive the name: processes attached keep working after the unlink.
+///
+/// ```
+/// use shm_queue::{Queue, Spsc};
+/// let name = format!("/shmpipe-doc-queue-{}", std::process::id());
+/// let queue = Queue::<u64, Spsc>::create(&name, 8)?;
+/// let mut tx = queue.producer()?;
+/// let mut rx = Queue::<u64, Spsc>::open(&name)?.consumer()?;
+/// tx.push(7)?;
+/// assert_eq!(rx.pop()?, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Queue<T: Pod, K: Kind = crate::Spsc> {
+    ring: RawRing<T>,
+    name: Option<Arc<str>>,
+    wake: WakePolicy,
+    recheck: Duration,
+    unlink_on_drop: bool,
+    _kind: PhantomData<K>,
+}
+
+impl<T: Pod, K: Kind> fmt::Debug for Queue<T, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("kind", &K::ID)
+            .field("name", &self.name)
+            .field("capacity", &self.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod, K: Kind> Queue<T, K> {
+    /// Creates a segment `name` holding a queue of `capacity` slots, with default options.
+    ///
+    /// # Errors
+    /// See [`create_with`](Self::create_with).
+    pub fn create(name: &str, capacity: usize) -> Result<Self, CreateError> {
+        Self::create_with(name, QueueOptions::new(capacity))
+    }
+
+    /// Creates a segment `name` (`O_CREAT | O_EXCL`, mode 0600), reserves its pages, and
+    /// initialises a queue in it.
+    ///
+    /// # Errors
+    /// `InvalidName`, `AlreadyExists`, `PermissionDenied`, `NoSpace` (a full `/dev/shm` is
+    /// reported here, never as SIGBUS later), `InvalidCapacity`, `InvalidWakeThreshold`.
+    pub fn create_with(name: &str, options: QueueOptions) -> Result<Self, CreateError> {
+        let shm_name = ShmName::new(name)?;
+        options.validate()?;
+        let (header, layout) = Self::header(&options)?;
+        let region = crate::segment::create(&shm_name, header, layout, K::ID, options.capacity)?;
+        Ok(Self::from_region(region, layout, options.capacity, Some(name.into()), options.wake, options.recheck, true))
+    }
+
+    /// A queue on the heap with the same layout and algorithm, for threads of one process.
+    ///
+    /// # Errors
+    /// `InvalidCapacity`, `InvalidWakeThreshold`.
+    pub fn on_heap(options: QueueOptions) -> Result<Self, CreateError> {
+        options.validate()?;
+        let (header, layout) = Self::header(&options)?;
+        let region = Region::heap(header, layout, K::ID, options.capacity);
+        Ok(Self::from_region(region, layout, options.capacity, None, options.wake, options.recheck, false))
+    }
+
+    fn header(options: &QueueOptions) -> Result<(Header, Layout), CreateError> {
+        let element = TypeFingerprint::of::<T>();
+        let layout = Layout::compute(K::ID, options.capacity, size_of::<T>(), align_of::<T>())
+            .ok_or(CreateError::InvalidCapacity { capacity: options.capacity, max: crate::header::MAX_CAPACITY })?;
+        let header = Header::new(K::ID, options.capacity, &element, options.wake, options.recheck_ms(), layout);
+        Ok((header, layout))
+    }
+
+    fn from_region(
+        region: Region,
+        layout: Layout,
+        capacity: usize,
+        name: Option<Arc<str>>,
+        wake: WakePolicy,
+        recheck: Duration,
+        unlink_on_drop: bool,
+    ) -> Self {
+        // SAFETY: the region was initialised (by us or, for `open`, by a creator whose header
+        // we validated) with exactly this layout, kind and capacity.
+        let ring = unsafe { RawRing::new(Arc::new(region), layout, K::ID, capacity) };
+        Self { ring, name, wake, recheck, unlink_on_drop, _kind: PhantomData }
+    }
+
+    /// Maps an existing segment and checks that it holds a queue of kind `K` and element `T`.
+    /// Waits up to a second for a racing creator to finish initialising it.
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied`, `ForeignOwner`, `NotInitialized`, `BadMagic`,
+    /// `VersionMismatch`, `KindMismatch`, `TypeMismatch`, `Truncated`, `LayoutMismatch`.
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        let shm_name = ShmName::new(name)?;
+        let opened = crate::segment::open(&shm_name)?;
+        if opened.info.kind != K::ID {
+            return Err(OpenError::KindMismatch { found: opened.info.kind.to_string(), expected: K::ID.as_str() });
+        }
+        check_element(&opened.info.element, &TypeFingerprint::of::<T>())?;
+        let recheck = Duration::from_millis(u64::from(opened.info.recheck_ms));
+        Ok(Self::from_region(
+            opened.region,
+            opened.layout,
+            opened.info.capacity,
+            Some(name.into()),
+            opened.info.wake,
+            recheck,
+            false,
+        ))
+    }
+
+    fn attached(&self, slot: u32, role: Role) -> Attached<T> {
+        Attached {
+            ring: self.ring.clone(),
+            slot,
+            role,
+            wake: self.wake,
+            recheck: self.recheck,
+            name: self.name.clone(),
+            detach_on_drop: true,
+        }
+    }
+
+    /// Attaches a producer, owned by this process.
+    ///
+    /// # Errors
+    /// `RoleTaken` for a second producer of a single-producer kind, `Closed` after every
+    /// producer left, `Poisoned`, `TooManyEndpoints`.
+    pub fn producer(&self) -> Result<Producer<T, K>, AttachError> {
+        let slot = endpoint::attach(self.ring.control(), K::ID, Role::Producer)?;
+        Ok(Producer::new(self.attached(slot, Role::Producer)))
+    }
+
+    /// Attaches a consumer, owned by this process.
+    ///
+    /// # Errors
+    /// As for [`producer`](Self::producer).
+    pub fn consumer(&self) -> Result<Consumer<T, K>, AttachError> {
+        let slot = endpoint::attach(self.ring.control(), K::ID, Role::Consumer)?;
+        Ok(Consumer::new(self.attached(slot, Role::Consumer)))
+    }
+
+    /// Takes over a producer that another process gave up with
+    /// [`Producer::into_handover`].
+    ///
+    /// # Errors
+    /// `NoPendingHandover` when the token names no handed-over producer, `Poisoned`.
+    pub fn adopt_producer(&self, token: Handover) -> Result<Producer<T, K>, AttachError> {
+        if token.role != Role::Producer as u32 {
+            return Err(AttachError::NoPendingHandover { slot: token.slot });
+        }
+        endpoint::adopt(self.ring.control(), token.slot, Role::Producer)?;
+        Ok(Producer::new(self.attached(token.slot, Role::Producer)))
+    }
+
+    /// Takes over a consumer handed over with [`Consumer::into_handover`].
+    ///
+    /// # Errors
+    /// As for [`adopt_producer`](Self::adopt_producer).
+    pub fn adopt_consumer(&self, token: Handover) -> Result<Consumer<T, K>, AttachError> {
+        if token.role != Role::Consumer as u32 {
+            return Err(AttachError::NoPendingHandover { slot: token.slot });
+        }
+        endpoint::adopt(self.ring.control(), token.slot, Role::Consumer)?;
+        Ok(Consumer::new(self.attached(token.slot, Role::Consumer)))
+    }
+
+    /// The segment's name (`None` on the heap).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> QueueStats {
+        QueueStats::read(self.ring.control(), K::ID, self.ring.capacity())
+    }
+
+    /// Marks the queue broken and wakes every sleeper: every end then fails with `Poisoned`.
+    pub fn poison(&self) {
+        endpoint::poison(self.ring.control(), None);
+        wake_everyone(self.ring.control());
+    }
+
+    /// Keeps the name in `/dev/shm` when this handle is dropped (someone else will unlink it,
+    /// for example the runtime's cleanup).
+    pub fn keep_name(&mut self) {
+        self.unlink_on_drop = false;
+    }
+}
+
+impl<T: Pod, K: Kind> Drop for Queue<T, K> {
+    fn drop(&mut self) {
+        if self.unlink_on_drop {
+            if let Some(name) = &self.name {
+                // Already gone is fine: someone cleaned up before us.
+                let _ = crate::segment::unlink(name);
+            }
+        }
+    }
+}

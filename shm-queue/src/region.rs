@@ -1,0 +1,114 @@
+//! The memory a ring lives in: a mapped shared-memory segment, or a heap block with the same
+//! layout (for threads, unit tests, loom and Miri). The ring algorithm cannot tell them apart.
+
+use std::alloc;
+use std::ptr::NonNull;
+
+use crate::control::Control;
+use crate::header::{Header, Layout, INIT_READY};
+use crate::kind::KindId;
+use crate::sync::AtomicU64;
+
+/// An owned, page-aligned block of memory holding one ring.
+pub(crate) struct Region {
+    base: NonNull<u8>,
+    len: usize,
+    backing: Backing,
+}
+
+enum Backing {
+    /// Allocated here; we initialised the atomics and must drop them (loom's need dropping).
+    Heap { alloc_layout: alloc::Layout, layout: Layout, capacity: usize, kind: KindId },
+    /// A `MAP_SHARED` mapping: unmapped on drop.
+    Mapped,
+}
+
+// SAFETY: a Region is an owned block of memory; all shared access to it goes through atomics or
+// through the ring protocol, which hands each slot to one party at a time.
+unsafe impl Send for Region {}
+// SAFETY: as above; `&Region` only exposes the base pointer.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// A zeroed heap block of `layout.total_len` bytes, initialised as a ring of `kind`.
+    pub fn heap(header: Header, layout: Layout, kind: KindId, capacity: usize) -> Self {
+        let alloc_layout = alloc::Layout::from_size_align(layout.total_len, 4096).expect("layout fits");
+        // SAFETY: the layout has non-zero size (it holds at least the header).
+        let ptr = unsafe { alloc::alloc_zeroed(alloc_layout) };
+        let base = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(alloc_layout));
+        let region =
+            Self { base, len: layout.total_len, backing: Backing::Heap { alloc_layout, layout, capacity, kind } };
+        // SAFETY: freshly allocated, zeroed, `total_len` bytes, exclusively ours.
+        unsafe { initialise(base, header, layout, kind, capacity) };
+        region
+    }
+
+    /// Takes ownership of a mapping of `len` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base..base+len` must be a live `mmap` mapping that nothing else will unmap.
+    pub unsafe fn from_mapping(base: NonNull<u8>, len: usize) -> Self {
+        Self { base, len, backing: Backing::Mapped }
+    }
+
+    pub fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        match &self.backing {
+            Backing::Heap { alloc_layout, layout, capacity, kind } => {
+                // SAFETY: we initialised these objects in `heap` and nobody else can hold a
+                // reference: every RawRing keeps the Region alive through an Arc.
+                unsafe {
+                    std::ptr::drop_in_place(self.base.as_ptr().add(layout.control_offset).cast::<Control>());
+                    if kind.has_slot_sequences() {
+                        let seqs = self.base.as_ptr().add(layout.seqs_offset).cast::<AtomicU64>();
+                        std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(seqs, *capacity));
+                    }
+                    alloc::dealloc(self.base.as_ptr(), *alloc_layout);
+                }
+            }
+            Backing::Mapped => {
+                #[cfg(not(loom))]
+                // SAFETY: we own this mapping (from_mapping's contract) and nothing borrows it
+                // any more: every user holds the Region alive through an Arc.
+                unsafe {
+                    libc::munmap(self.base.as_ptr().cast(), self.len);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the control block, the slot sequence numbers and the header, then publishes the
+/// header by storing `INIT_READY` with Release.
+///
+/// # Safety
+/// `base` points to at least `layout.total_len` writable bytes, page-aligned, zeroed, that no
+/// other party reads as a ring until this returns.
+pub(crate) unsafe fn initialise(base: NonNull<u8>, header: Header, layout: Layout, kind: KindId, capacity: usize) {
+    let base = base.as_ptr();
+    // SAFETY: all offsets lie within `total_len` (Layout::compute) and are aligned for their
+    // types (control and seqs at cache-line offsets of a page-aligned base).
+    unsafe {
+        std::ptr::write(base.add(layout.control_offset).cast::<Control>(), Control::default());
+        if kind.has_slot_sequences() {
+            let seqs = base.add(layout.seqs_offset).cast::<AtomicU64>();
+            for i in 0..capacity {
+                // Vyukov: slot i is free for position i.
+                std::ptr::write(seqs.add(i), AtomicU64::new(crate::ring::free_seq(i as u64)));
+            }
+        }
+        let header_ptr = base.cast::<Header>();
+        std::ptr::write(header_ptr, header);
+        // Release: an opener that Acquire-loads READY sees every write above.
+        (*header_ptr).init_state.store(INIT_READY, std::sync::atomic::Ordering::Release);
+    }
+}

@@ -1,0 +1,237 @@
+//! POSIX shared-memory segments: `shm_open` + `ftruncate` + `posix_fallocate` + `mmap`.
+
+use std::io;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::error::{CreateError, OpenError, UnlinkError};
+use crate::header::{Header, Layout, INIT_READY};
+use crate::kind::KindId;
+use crate::name::ShmName;
+use crate::region::{initialise, Region};
+
+/// How long an opener waits for a racing creator to finish initialising a segment.
+const INIT_WAIT: Duration = Duration::from_secs(1);
+
+fn errno() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// Closes a descriptor when dropped: every exit path of create/open closes it.
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn map(fd: &Fd, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a fresh mapping at a kernel-chosen address; fd is open read-write.
+    let ptr =
+        unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.0, 0) };
+    if ptr == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    Ok(NonNull::new(ptr.cast()).expect("mmap never returns null on success"))
+}
+
+/// Creates, sizes, reserves, maps and initialises a new segment. On any failure after the name
+/// exists, the name is removed again: a failed create leaves nothing in `/dev/shm`.
+pub(crate) fn create(
+    name: &ShmName,
+    header: Header,
+    layout: Layout,
+    kind: KindId,
+    capacity: usize,
+) -> Result<Region, CreateError> {
+    let cname = name.to_cstring();
+    // SAFETY: cname is a valid C string.
+    let fd =
+        unsafe { libc::shm_open(cname.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC, 0o600) };
+    if fd < 0 {
+        let err = errno();
+        return Err(match err.raw_os_error() {
+            Some(libc::EEXIST) => CreateError::AlreadyExists(name.to_string()),
+            Some(libc::EACCES | libc::EPERM) => CreateError::PermissionDenied(name.to_string()),
+            Some(libc::EMFILE | libc::ENFILE) => CreateError::TooManyFiles,
+            Some(libc::ENOSPC) => CreateError::NoSpace { name: name.to_string(), len: layout.total_len },
+            _ => CreateError::Os { call: "shm_open", source: err },
+        });
+    }
+    let fd = Fd(fd);
+    let result = size_and_map(&fd, name, layout.total_len);
+    let base = match result {
+        Ok(base) => base,
+        Err(e) => {
+            // SAFETY: cname is a valid C string; we created this name a moment ago.
+            unsafe { libc::shm_unlink(cname.as_ptr()) };
+            return Err(e);
+        }
+    };
+    drop(fd);
+    // SAFETY: a fresh, zero-filled mapping of total_len bytes that no opener reads before
+    // `initialise` publishes INIT_READY.
+    unsafe { initialise(base, header, layout, kind, capacity) };
+    // SAFETY: the mapping is ours alone to unmap.
+    Ok(unsafe { Region::from_mapping(base, layout.total_len) })
+}
+
+fn size_and_map(fd: &Fd, name: &ShmName, len: usize) -> Result<NonNull<u8>, CreateError> {
+    let no_space = || CreateError::NoSpace { name: name.to_string(), len };
+    // SAFETY: fd is open for writing.
+    if unsafe { libc::ftruncate(fd.0, len as libc::off_t) } != 0 {
+        let err = errno();
+        return Err(match err.raw_os_error() {
+            Some(libc::ENOSPC | libc::EFBIG) => no_space(),
+            _ => CreateError::Os { call: "ftruncate", source: err },
+        });
+    }
+    // Reserve the pages now: on a full tmpfs this fails with ENOSPC here, instead of the first
+    // touch of an unbacked page raising SIGBUS in whichever process writes it.
+    // SAFETY: fd is open for writing; posix_fallocate returns the error number directly.
+    let rc = unsafe { libc::posix_fallocate(fd.0, 0, len as libc::off_t) };
+    if rc != 0 {
+        return Err(match rc {
+            libc::ENOSPC | libc::EFBIG => no_space(),
+            _ => CreateError::Os { call: "posix_fallocate", source: io::Error::from_raw_os_error(rc) },
+        });
+    }
+    map(fd, len).map_err(|source| match source.raw_os_error() {
+        Some(libc::ENOMEM) => no_space(),
+        _ => CreateError::Os { call: "mmap", source },
+    })
+}
+
+/// A mapped, initialised segment and its validated header.
+pub(crate) struct Opened {
+    pub region: Region,
+    pub info: crate::header::HeaderInfo,
+    pub layout: Layout,
+}
+
+/// Opens and validates an existing segment (any kind, any element type).
+pub(crate) fn open(name: &ShmName) -> Result<Opened, OpenError> {
+    let cname = name.to_cstring();
+    // SAFETY: cname is a valid C string.
+    let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+    if fd < 0 {
+        let err = errno();
+        return Err(match err.raw_os_error() {
+            Some(libc::ENOENT) => OpenError::NotFound(name.to_string()),
+            Some(libc::EACCES | libc::EPERM) => OpenError::PermissionDenied(name.to_string()),
+            Some(libc::EMFILE | libc::ENFILE) => OpenError::TooManyFiles,
+            _ => OpenError::Os { call: "shm_open", source: err },
+        });
+    }
+    let fd = Fd(fd);
+    let deadline = Instant::now() + INIT_WAIT;
+    let header_len = std::mem::size_of::<Header>() as u64;
+    // A racing creator may not have sized the file yet.
+    let stat = loop {
+        let stat = fstat(&fd)?;
+        if stat.st_size as u64 >= header_len {
+            break stat;
+        }
+        if Instant::now() >= deadline {
+            return Err(if stat.st_size == 0 {
+                OpenError::NotInitialized(name.to_string())
+            } else {
+                OpenError::Truncated { len: stat.st_size as u64, needed: header_len }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if stat.st_uid != me {
+        return Err(OpenError::ForeignOwner { name: name.to_string(), owner: stat.st_uid, me });
+    }
+    let file_len = stat.st_size as u64;
+    let map_len = usize::try_from(file_len).map_err(|_| OpenError::LayoutMismatch("file too large"))?;
+    let base = map(&fd, map_len).map_err(|source| OpenError::Os { call: "mmap", source })?;
+    drop(fd);
+    // SAFETY: a fresh mapping of map_len bytes, ours to unmap.
+    let region = unsafe { Region::from_mapping(base, map_len) };
+    let header_ptr = base.as_ptr().cast::<Header>();
+    loop {
+        // SAFETY: the mapping holds at least a Header (checked above) and is page-aligned.
+        let state = unsafe { &(*header_ptr).init_state }.load(std::sync::atomic::Ordering::Acquire);
+        if state == INIT_READY {
+            break;
+        }
+        if Instant::now() >= deadline {
+            // A header with a valid magic but never READY: a creator that died mid-way.
+            return Err(OpenError::NotInitialized(name.to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Copy the header out and validate the copy: another process may scribble on the original.
+    // SAFETY: in bounds and aligned (above); Header is plain integers, so any bits are valid.
+    let copy: Header = unsafe { std::ptr::read_volatile(header_ptr) };
+    let (info, layout) = copy.validate(file_len).map_err(|e| match e {
+        OpenError::BadMagic(_) => OpenError::BadMagic(name.to_string()),
+        other => other,
+    })?;
+    Ok(Opened { region, info, layout })
+}
+
+fn fstat(fd: &Fd) -> Result<libc::stat, OpenError> {
+    // SAFETY: an all-zero stat is a valid out-parameter.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open; stat is a valid out-pointer.
+    if unsafe { libc::fstat(fd.0, &mut stat) } != 0 {
+        return Err(OpenError::Os { call: "fstat", source: errno() });
+    }
+    Ok(stat)
+}
+
+/// Removes a segment's name. Processes that have it mapped keep their mapping; the memory is
+/// freed when the last of them unmaps.
+///
+/// # Errors
+/// [`UnlinkError::NotFound`] when there is no such segment, and the other variants for invalid
+/// names and refused permissions.
+///
+/// ```
+/// let err = shm_queue::unlink("/shmpipe-doc-no-such-segment").unwrap_err();
+/// assert!(matches!(err, shm_queue::UnlinkError::NotFound(_)));
+/// ```
+pub fn unlink(name: &str) -> Result<(), UnlinkError> {
+    let name = ShmName::new(name)?;
+    let cname = name.to_cstring();
+    // SAFETY: cname is a valid C string.
+    if unsafe { libc::shm_unlink(cname.as_ptr()) } != 0 {
+        let err = errno();
+        return Err(match err.raw_os_error() {
+            Some(libc::ENOENT) => UnlinkError::NotFound(name.to_string()),
+            Some(libc::EACCES | libc::EPERM) => UnlinkError::PermissionDenied(name.to_string()),
+            _ => UnlinkError::Os(err),
+        });
+    }
+    Ok(())
+}
+
+/// The names (with their leading `/`) of every entry in `/dev/shm` that starts with `prefix`
+/// (given with or without its leading `/`).
+///
+/// # Errors
+/// When `/dev/shm` cannot be read.
+pub fn list(prefix: &str) -> io::Result<Vec<String>> {
+    let prefix = prefix.strip_prefix('/').unwrap_or(prefix);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR)? {
+        let file_name = entry?.file_name();
+        if let Some(s) = file_name.to_str() {
+            if s.starts_with(prefix) {
+                names.push(format!("/{s}"));
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Where Linux keeps POSIX shared-memory objects.
+pub const SHM_DIR: &str = "/dev/shm";

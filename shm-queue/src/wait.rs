@@ -1,0 +1,155 @@
+//! Waiting for the other side: a short adaptive spin where it can pay, then a shared-futex
+//! sleep with a bounded timeout.
+//!
+//! The protocol (a Dekker pair, so no wake-up is lost):
+//! - sleeper: `sleepers += 1`; read `seq`; full fence; re-check the condition; sleep on `seq`
+//!   only if it still fails; afterwards `sleepers -= 1`. Only the sleeper touches `sleepers`.
+//! - waker: publish (index or sequence store); full fence; read `sleepers`; if non-zero, bump
+//!   `seq` and FUTEX_WAKE.
+//!
+//! Either the waker's fence orders its publish before the sleeper's re-check (the sleeper sees
+//! the item), or the sleeper's increment before the waker's read (the waker bumps `seq`, and
+//! the sleeper's FUTEX_WAIT, which compares `seq` atomically in the kernel, returns at once or
+//! is woken). Timeouts are bounded so a sleeper periodically re-checks closure, poison and dead
+//! peers even if every other party is gone.
+
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::time::{Duration, Instant};
+
+use crate::control::{SideStats, WaitWord};
+use crate::futex;
+use crate::sync::{fence, spin_hint, Ordering};
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// The condition holds (or may: the caller re-tries its operation).
+    Ready,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Per-handle spin budget, adapted to how often spinning has paid off.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spin {
+    limit: u32,
+}
+
+const SPIN_MIN: u32 = 16;
+const SPIN_MAX: u32 = 4096;
+
+impl Default for Spin {
+    fn default() -> Self {
+        Self { limit: 256 }
+    }
+}
+
+impl Spin {
+    fn paid(&mut self) {
+        self.limit = (self.limit * 2).min(SPIN_MAX);
+    }
+
+    fn wasted(&mut self) {
+        self.limit = (self.limit / 2).max(SPIN_MIN);
+    }
+}
+
+/// Whether the peer can be running while we spin: more than one CPU is online and no more
+/// processes are runnable than there are CPUs. Sampled from `/proc/loadavg` at most every
+/// 10 ms per process; spinning when processes outnumber cores only steals the peer's CPU.
+fn spinning_can_pay() -> bool {
+    static CPUS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static LAST_SAMPLE_MS: StdAtomicU64 = StdAtomicU64::new(0);
+    static LAST_VERDICT: StdAtomicU64 = StdAtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
+    if cpus < 2 {
+        return false;
+    }
+    let now_ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+    let last = LAST_SAMPLE_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if last != 0 && now_ms.saturating_sub(last) < 10 {
+        return LAST_VERDICT.load(std::sync::atomic::Ordering::Relaxed) == 1;
+    }
+    let verdict = runnable_processes().is_some_and(|running| running <= cpus);
+    LAST_VERDICT.store(u64::from(verdict), std::sync::atomic::Ordering::Relaxed);
+    LAST_SAMPLE_MS.store(now_ms, std::sync::atomic::Ordering::Relaxed);
+    verdict
+}
+
+/// The fourth field of `/proc/loadavg`, `running/total`: currently runnable scheduling entities.
+fn runnable_processes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let field = text.split_ascii_whitespace().nth(3)?;
+    field.split('/').next()?.parse().ok()
+}
+
+/// Waits until `ready()` holds or `deadline` passes. `recheck()` runs every `recheck_every`
+/// while asleep (dead-peer detection); `ready()` must include every reason to stop waiting
+/// (item or room available, closed, poisoned).
+pub(crate) fn wait_until(
+    word: &WaitWord,
+    stats: &SideStats,
+    spin: &mut Spin,
+    deadline: Option<Instant>,
+    recheck_every: Duration,
+    mut ready: impl FnMut() -> bool,
+    mut recheck: impl FnMut(),
+) -> Waited {
+    if spinning_can_pay() {
+        for _ in 0..spin.limit {
+            spin_hint();
+            if ready() {
+                spin.paid();
+                return Waited::Ready;
+            }
+        }
+        spin.wasted();
+    }
+    stats.blocked.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut last_recheck = started;
+    let outcome = loop {
+        word.sleepers.fetch_add(1, Ordering::SeqCst);
+        let seq = word.seq.load(Ordering::SeqCst);
+        // Pairs with the fence in `wake_if_sleeping`: see the module docs.
+        fence(Ordering::SeqCst);
+        if ready() {
+            word.sleepers.fetch_sub(1, Ordering::SeqCst);
+            break Waited::Ready;
+        }
+        let now = Instant::now();
+        let mut timeout = recheck_every;
+        if let Some(deadline) = deadline {
+            if now >= deadline {
+                word.sleepers.fetch_sub(1, Ordering::SeqCst);
+                break Waited::TimedOut;
+            }
+            timeout = timeout.min(deadline - now);
+        }
+        stats.futex_waits.fetch_add(1, Ordering::Relaxed);
+        futex::wait(&word.seq, seq, timeout);
+        word.sleepers.fetch_sub(1, Ordering::SeqCst);
+        if last_recheck.elapsed() >= recheck_every {
+            recheck();
+            last_recheck = Instant::now();
+        }
+    };
+    stats.blocked_ns.fetch_add(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    outcome
+}
+
+/// After a publish: is anyone asleep on `word`? The fence orders our publish before this read
+/// (the waker's half of the Dekker pair).
+#[inline]
+pub(crate) fn anyone_sleeping(word: &WaitWord) -> bool {
+    fence(Ordering::SeqCst);
+    word.sleepers.load(Ordering::Relaxed) != 0
+}
+
+/// Wakes every sleeper on `word`. Call only when `anyone_sleeping` said so.
+pub(crate) fn wake_all(word: &WaitWord, stats: &SideStats) {
+    word.seq.fetch_add(1, Ordering::SeqCst);
+    futex::wake_all(&word.seq);
+    stats.futex_wakes.fetch_add(1, Ordering::Relaxed);
+}
