@@ -117,6 +117,6 @@ pub use producer::{Producer, WriteChunk};
 #[cfg(not(loom))]
 pub use queue::{Queue, QueueOptions};
 #[cfg(not(loom))]
-pub use segment::{list, unlink, SHM_DIR};
+pub use segment::{list, unlink, Segment, SHM_DIR};
 #[cfg(not(loom))]
 pub use stats::{QueueStats, SideSnapshot};

@@ -19,8 +19,9 @@ pub(crate) struct Region {
 enum Backing {
     /// Allocated here; we initialised the atomics and must drop them (loom's need dropping).
     Heap { alloc_layout: alloc::Layout, layout: Layout, capacity: usize, kind: KindId },
-    /// A `MAP_SHARED` mapping: unmapped on drop.
-    Mapped,
+    /// A shared-memory segment, held only to be unmapped when the region drops.
+    #[cfg(not(loom))]
+    Mapped(#[allow(dead_code)] crate::segment::Segment),
 }
 
 // SAFETY: a Region is an owned block of memory; all shared access to it goes through atomics or
@@ -43,12 +44,11 @@ impl Region {
         region
     }
 
-    /// Takes ownership of a mapping of `len` bytes at `base`.
-    ///
-    /// # Safety
-    /// `base..base+len` must be a live `mmap` mapping that nothing else will unmap.
-    pub unsafe fn from_mapping(base: NonNull<u8>, len: usize) -> Self {
-        Self { base, len, backing: Backing::Mapped }
+    /// Wraps a mapped segment.
+    #[cfg(not(loom))]
+    pub fn from_segment(segment: crate::segment::Segment) -> Self {
+        let base = NonNull::new(segment.as_ptr()).expect("a mapping is never at address 0");
+        Self { base, len: segment.len(), backing: Backing::Mapped(segment) }
     }
 
     pub fn base(&self) -> NonNull<u8> {
@@ -75,14 +75,8 @@ impl Drop for Region {
                     alloc::dealloc(self.base.as_ptr(), *alloc_layout);
                 }
             }
-            Backing::Mapped => {
-                #[cfg(not(loom))]
-                // SAFETY: we own this mapping (from_mapping's contract) and nothing borrows it
-                // any more: every user holds the Region alive through an Arc.
-                unsafe {
-                    libc::munmap(self.base.as_ptr().cast(), self.len);
-                }
-            }
+            #[cfg(not(loom))]
+            Backing::Mapped(_) => {}
         }
     }
 }

@@ -37,8 +37,143 @@ fn map(fd: &Fd, len: usize) -> io::Result<NonNull<u8>> {
     Ok(NonNull::new(ptr.cast()).expect("mmap never returns null on success"))
 }
 
-/// Creates, sizes, reserves, maps and initialises a new segment. On any failure after the name
-/// exists, the name is removed again: a failed create leaves nothing in `/dev/shm`.
+/// A named POSIX shared-memory segment, mapped read-write and shared. Unmapped on drop; the
+/// name stays until [`unlink`]. Queues live in segments; the runtime keeps its tables in them.
+///
+/// ```
+/// use shm_queue::Segment;
+/// let name = format!("/shmpipe-doc-segment-{}", std::process::id());
+/// let seg = Segment::create(&name, 4096)?;
+/// assert_eq!(seg.len(), 4096);
+/// let again = Segment::open(&name)?;
+/// assert_eq!(again.len(), 4096);
+/// shm_queue::unlink(&name)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Segment {
+    base: NonNull<u8>,
+    len: usize,
+    name: ShmName,
+}
+
+// SAFETY: a Segment owns its mapping; what lives in it is shared through atomics by its users.
+unsafe impl Send for Segment {}
+// SAFETY: as above; `&Segment` exposes only the address and length.
+unsafe impl Sync for Segment {}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment").field("name", &self.name).field("len", &self.len).finish()
+    }
+}
+
+impl Segment {
+    /// Creates `name` with `O_CREAT | O_EXCL`, mode 0600, sizes it to `len` bytes, reserves
+    /// its pages (so a full `/dev/shm` is an error here, never a SIGBUS later), and maps it.
+    /// The memory reads as zeros. On failure nothing is left behind.
+    ///
+    /// # Errors
+    /// `InvalidName`, `AlreadyExists`, `PermissionDenied`, `NoSpace`, `TooManyFiles`, `Os`.
+    pub fn create(name: &str, len: usize) -> Result<Self, CreateError> {
+        let name = ShmName::new(name)?;
+        let len = len.max(1);
+        let cname = name.to_cstring();
+        // SAFETY: cname is a valid C string.
+        let fd = unsafe {
+            libc::shm_open(cname.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC, 0o600)
+        };
+        if fd < 0 {
+            let err = errno();
+            return Err(match err.raw_os_error() {
+                Some(libc::EEXIST) => CreateError::AlreadyExists(name.to_string()),
+                Some(libc::EACCES | libc::EPERM) => CreateError::PermissionDenied(name.to_string()),
+                Some(libc::EMFILE | libc::ENFILE) => CreateError::TooManyFiles,
+                Some(libc::ENOSPC) => CreateError::NoSpace { name: name.to_string(), len },
+                _ => CreateError::Os { call: "shm_open", source: err },
+            });
+        }
+        let fd = Fd(fd);
+        match size_and_map(&fd, &name, len) {
+            Ok(base) => Ok(Self { base, len, name }),
+            Err(e) => {
+                // SAFETY: cname is a valid C string; we created this name a moment ago.
+                unsafe { libc::shm_unlink(cname.as_ptr()) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Maps an existing segment whole. Waits up to a second for a racing creator to size it,
+    /// and refuses a segment owned by another user.
+    ///
+    /// # Errors
+    /// `InvalidName`, `NotFound`, `PermissionDenied`, `ForeignOwner`, `NotInitialized` (still
+    /// empty after the wait), `TooManyFiles`, `Os`.
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        let name = ShmName::new(name)?;
+        let cname = name.to_cstring();
+        // SAFETY: cname is a valid C string.
+        let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+        if fd < 0 {
+            let err = errno();
+            return Err(match err.raw_os_error() {
+                Some(libc::ENOENT) => OpenError::NotFound(name.to_string()),
+                Some(libc::EACCES | libc::EPERM) => OpenError::PermissionDenied(name.to_string()),
+                Some(libc::EMFILE | libc::ENFILE) => OpenError::TooManyFiles,
+                _ => OpenError::Os { call: "shm_open", source: err },
+            });
+        }
+        let fd = Fd(fd);
+        let deadline = Instant::now() + INIT_WAIT;
+        let stat = loop {
+            let stat = fstat(&fd)?;
+            if stat.st_size > 0 {
+                break stat;
+            }
+            if Instant::now() >= deadline {
+                return Err(OpenError::NotInitialized(name.to_string()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if stat.st_uid != me {
+            return Err(OpenError::ForeignOwner { name: name.to_string(), owner: stat.st_uid, me });
+        }
+        let len = usize::try_from(stat.st_size).map_err(|_| OpenError::LayoutMismatch("file too large"))?;
+        let base = map(&fd, len).map_err(|source| OpenError::Os { call: "mmap", source })?;
+        Ok(Self { base, len, name })
+    }
+
+    /// The start of the mapping (page-aligned).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true: segments hold at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; whoever borrowed from it holds the Segment alive.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Creates a segment and initialises a ring in it.
 pub(crate) fn create(
     name: &ShmName,
     header: Header,
@@ -46,36 +181,12 @@ pub(crate) fn create(
     kind: KindId,
     capacity: usize,
 ) -> Result<Region, CreateError> {
-    let cname = name.to_cstring();
-    // SAFETY: cname is a valid C string.
-    let fd =
-        unsafe { libc::shm_open(cname.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC, 0o600) };
-    if fd < 0 {
-        let err = errno();
-        return Err(match err.raw_os_error() {
-            Some(libc::EEXIST) => CreateError::AlreadyExists(name.to_string()),
-            Some(libc::EACCES | libc::EPERM) => CreateError::PermissionDenied(name.to_string()),
-            Some(libc::EMFILE | libc::ENFILE) => CreateError::TooManyFiles,
-            Some(libc::ENOSPC) => CreateError::NoSpace { name: name.to_string(), len: layout.total_len },
-            _ => CreateError::Os { call: "shm_open", source: err },
-        });
-    }
-    let fd = Fd(fd);
-    let result = size_and_map(&fd, name, layout.total_len);
-    let base = match result {
-        Ok(base) => base,
-        Err(e) => {
-            // SAFETY: cname is a valid C string; we created this name a moment ago.
-            unsafe { libc::shm_unlink(cname.as_ptr()) };
-            return Err(e);
-        }
-    };
-    drop(fd);
+    let segment = Segment::create(name.as_str(), layout.total_len)?;
+    let base = segment.base;
     // SAFETY: a fresh, zero-filled mapping of total_len bytes that no opener reads before
     // `initialise` publishes INIT_READY.
     unsafe { initialise(base, header, layout, kind, capacity) };
-    // SAFETY: the mapping is ours alone to unmap.
-    Ok(unsafe { Region::from_mapping(base, layout.total_len) })
+    Ok(Region::from_segment(segment))
 }
 
 fn size_and_map(fd: &Fd, name: &ShmName, len: usize) -> Result<NonNull<u8>, CreateError> {
@@ -111,50 +222,16 @@ pub(crate) struct Opened {
     pub layout: Layout,
 }
 
-/// Opens and validates an existing segment (any kind, any element type).
+/// Opens and validates an existing queue segment (any kind, any element type).
 pub(crate) fn open(name: &ShmName) -> Result<Opened, OpenError> {
-    let cname = name.to_cstring();
-    // SAFETY: cname is a valid C string.
-    let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
-    if fd < 0 {
-        let err = errno();
-        return Err(match err.raw_os_error() {
-            Some(libc::ENOENT) => OpenError::NotFound(name.to_string()),
-            Some(libc::EACCES | libc::EPERM) => OpenError::PermissionDenied(name.to_string()),
-            Some(libc::EMFILE | libc::ENFILE) => OpenError::TooManyFiles,
-            _ => OpenError::Os { call: "shm_open", source: err },
-        });
+    let segment = Segment::open(name.as_str())?;
+    let header_len = std::mem::size_of::<Header>();
+    if segment.len() < header_len {
+        return Err(OpenError::Truncated { len: segment.len() as u64, needed: header_len as u64 });
     }
-    let fd = Fd(fd);
+    let file_len = segment.len() as u64;
+    let header_ptr = segment.as_ptr().cast::<Header>();
     let deadline = Instant::now() + INIT_WAIT;
-    let header_len = std::mem::size_of::<Header>() as u64;
-    // A racing creator may not have sized the file yet.
-    let stat = loop {
-        let stat = fstat(&fd)?;
-        if stat.st_size as u64 >= header_len {
-            break stat;
-        }
-        if Instant::now() >= deadline {
-            return Err(if stat.st_size == 0 {
-                OpenError::NotInitialized(name.to_string())
-            } else {
-                OpenError::Truncated { len: stat.st_size as u64, needed: header_len }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if stat.st_uid != me {
-        return Err(OpenError::ForeignOwner { name: name.to_string(), owner: stat.st_uid, me });
-    }
-    let file_len = stat.st_size as u64;
-    let map_len = usize::try_from(file_len).map_err(|_| OpenError::LayoutMismatch("file too large"))?;
-    let base = map(&fd, map_len).map_err(|source| OpenError::Os { call: "mmap", source })?;
-    drop(fd);
-    // SAFETY: a fresh mapping of map_len bytes, ours to unmap.
-    let region = unsafe { Region::from_mapping(base, map_len) };
-    let header_ptr = base.as_ptr().cast::<Header>();
     loop {
         // SAFETY: the mapping holds at least a Header (checked above) and is page-aligned.
         let state = unsafe { &(*header_ptr).init_state }.load(std::sync::atomic::Ordering::Acquire);
@@ -162,8 +239,14 @@ pub(crate) fn open(name: &ShmName) -> Result<Opened, OpenError> {
             break;
         }
         if Instant::now() >= deadline {
-            // A header with a valid magic but never READY: a creator that died mid-way.
-            return Err(OpenError::NotInitialized(name.to_string()));
+            // Never READY: a creator that died mid-way, or not one of our segments at all.
+            // SAFETY: in bounds as above; a plain u64 read.
+            let magic = unsafe { std::ptr::read_volatile(header_ptr.cast::<u64>()) };
+            return Err(if magic == crate::header::MAGIC {
+                OpenError::NotInitialized(name.to_string())
+            } else {
+                OpenError::BadMagic(name.to_string())
+            });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -174,7 +257,7 @@ pub(crate) fn open(name: &ShmName) -> Result<Opened, OpenError> {
         OpenError::BadMagic(_) => OpenError::BadMagic(name.to_string()),
         other => other,
     })?;
-    Ok(Opened { region, info, layout })
+    Ok(Opened { region: Region::from_segment(segment), info, layout })
 }
 
 fn fstat(fd: &Fd) -> Result<libc::stat, OpenError> {
