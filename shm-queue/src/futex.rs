@@ -1,4 +1,6 @@
-//! The only system call of the blocking path: a *shared* futex on a word in the segment.
+//! The only system call of the blocking path: a *shared* futex on a word in a segment.
+//!
+//! Public so that code building on shared memory (the runtime's join) sleeps the same way.
 //!
 //! Not `FUTEX_PRIVATE_FLAG`: a private futex is keyed by (mm, address) and cannot be woken from
 //! another process; a shared one is keyed by the backing page, which every mapping shares.
@@ -9,7 +11,14 @@ use crate::sync::AtomicU32;
 
 /// Sleeps while `*word == expected`, at most `timeout`. Returns on wake, timeout, signal or
 /// value change; the caller re-checks its condition either way.
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// let word = AtomicU32::new(1);
+/// // The value differs from `expected`: returns at once.
+/// shm_queue::futex::wait(&word, 0, std::time::Duration::from_secs(5));
+/// ```
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -27,8 +36,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     }
 }
 
-/// Wakes every process sleeping on `word`.
-pub(crate) fn wake_all(word: &AtomicU32) {
+/// Wakes every process sleeping on `word` (a no-op when none is).
+pub fn wake_all(word: &AtomicU32) {
     // SAFETY: as above; FUTEX_WAKE does not touch the word's memory.
     unsafe {
         libc::syscall(libc::SYS_futex, word as *const AtomicU32, libc::FUTEX_WAKE, i32::MAX);

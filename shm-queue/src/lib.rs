@@ -76,7 +76,7 @@ mod consumer;
 #[cfg(not(loom))]
 mod endpoint;
 #[cfg(not(loom))]
-mod futex;
+pub mod futex;
 #[cfg(not(loom))]
 mod inspect;
 #[cfg(not(loom))]

@@ -1,0 +1,64 @@
+//! Removing segments: a run's own at its end, and stale ones left by runs whose root died.
+
+use shm_queue::ProcessId;
+
+use crate::prefix::{root_of, NAME_PREFIX};
+
+/// What a cleanup did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Names removed.
+    pub removed: Vec<String>,
+    /// Names kept because their run's root is alive.
+    pub kept: Vec<String>,
+}
+
+/// Removes every segment of runs whose root process is dead (pid + start time, so a reused
+/// pid does not keep a dead run's segments alive). Safe to run at any time and from several
+/// processes at once: exactly one of them removes each segment, the others see it gone.
+///
+/// # Errors
+/// When `/dev/shm` cannot be listed.
+pub fn remove_stale() -> std::io::Result<CleanupReport> {
+    scan(false)
+}
+
+/// Like [`remove_stale`], but removes nothing: reports what it would remove.
+///
+/// # Errors
+/// When `/dev/shm` cannot be listed.
+pub fn find_stale() -> std::io::Result<CleanupReport> {
+    scan(true)
+}
+
+fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
+    let mut report = CleanupReport::default();
+    for name in shm_queue::list(NAME_PREFIX)? {
+        let Some(root) = root_of(&name) else { continue };
+        if is_alive(root) {
+            report.kept.push(name);
+            continue;
+        }
+        if dry_run {
+            report.removed.push(name);
+            continue;
+        }
+        // NotFound means another cleaner won the race for this one: fine.
+        if shm_queue::unlink(&name).is_ok() {
+            report.removed.push(name);
+        }
+    }
+    Ok(report)
+}
+
+fn is_alive(root: ProcessId) -> bool {
+    root.is_alive()
+}
+
+/// Removes every segment whose name starts with `prefix`.
+pub(crate) fn remove_run(prefix: &str) -> std::io::Result<()> {
+    for name in shm_queue::list(prefix)? {
+        let _ = shm_queue::unlink(&name);
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Runtime errors.
+
+use thiserror::Error;
+
+use crate::table::StageId;
+
+/// How a stage process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code (0: its entry returned `Ok`; 1: `Err`; 101: it panicked).
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// Exit code 0.
+    pub fn success(self) -> bool {
+        self == Self::Code(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit code {c}"),
+            Self::Signal(s) => write!(f, "signal {s} ({})", signal_name(*s)),
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => "other",
+    }
+}
+
+/// Why a run (or one of its operations) failed.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// A stage exited non-zero or was killed; the run was stopped.
+    #[error("stage {stage} ({entry}, pid {pid}) failed: {status}")]
+    StageFailed {
+        /// The first stage that failed.
+        stage: StageId,
+        /// Its entry point's registered name.
+        entry: String,
+        /// Its pid.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The root received SIGINT or SIGTERM; the run was stopped.
+    #[error("interrupted by signal {0}")]
+    Interrupted(i32),
+    /// The stage table is full.
+    #[error("too many stages: the run's table holds {max}")]
+    TooManyStages {
+        /// Its size.
+        max: u32,
+    },
+    /// Spawn arguments larger than a request can carry.
+    #[error("stage arguments are {len} bytes, at most {max} fit in a spawn request")]
+    ArgsTooLarge {
+        /// Their size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A handle named a stage that does not exist.
+    #[error("no stage {0} in this run")]
+    NoSuchStage(StageId),
+    /// The fork server is gone (the run is over or broke).
+    #[error("the run's fork server is not running")]
+    ServerGone,
+    /// Creating a segment failed.
+    #[error(transparent)]
+    Create(#[from] shm_queue::CreateError),
+    /// Opening a segment failed.
+    #[error(transparent)]
+    Open(#[from] shm_queue::OpenError),
+    /// Attaching a queue end failed.
+    #[error(transparent)]
+    Attach(#[from] shm_queue::AttachError),
+    /// A system call failed.
+    #[error("{call} failed: {source}")]
+    Os {
+        /// Which.
+        call: &'static str,
+        /// The errno.
+        source: std::io::Error,
+    },
+    /// `Run::start` was called where it cannot work (e.g. from a stage, or twice at once).
+    #[error("cannot start a run: {0}")]
+    BadStart(&'static str),
+}
+
+impl RuntimeError {
+    pub(crate) fn os(call: &'static str) -> Self {
+        Self::Os { call, source: std::io::Error::last_os_error() }
+    }
+}
+
+/// What a stage's entry point returns: a 64-bit result for whoever joins it, or an error that
+/// ends the run.
+pub type StageResult = Result<u64, Box<dyn std::error::Error + Send + Sync>>;

@@ -1,0 +1,66 @@
+//! Process plumbing around `fork`: parent-death signals, signal dispositions, `_exit`.
+
+use std::io::Write;
+
+use crate::error::RuntimeError;
+
+/// Forks. The caller must be single-threaded (the runtime starts no threads; see the crate
+/// docs): a fork copies only the calling thread, and locks held by others would stay held.
+pub(crate) fn fork() -> Result<libc::pid_t, RuntimeError> {
+    // SAFETY: fork has no memory-safety preconditions of its own; the single-thread contract
+    // above is what keeps the child's heap and stdio locks consistent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(RuntimeError::os("fork"));
+    }
+    Ok(pid)
+}
+
+/// In a fresh child: die with the parent. Sets PR_SET_PDEATHSIG, then re-checks the parent,
+/// which may have died before the prctl (the well-known race); then it is already too late for
+/// the signal, so exit now.
+pub(crate) fn die_with_parent(expected_parent: libc::pid_t) {
+    // SAFETY: prctl with these arguments only changes this process's death signal.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != expected_parent {
+        exit_now(1);
+    }
+}
+
+/// Sets a signal's disposition to default or ignore.
+pub(crate) fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) {
+    // SAFETY: SIG_DFL and SIG_IGN are valid dispositions; no handler code runs.
+    unsafe { libc::signal(signal, handler) };
+}
+
+/// Installs `handler` for `signal` without SA_RESTART, so a blocked futex wait returns EINTR.
+pub(crate) fn set_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed sigaction is valid; the handler only touches atomics and calls
+    // async-signal-safe functions (each handler's own comment says which).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = 0;
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
+/// Flushes stdio and leaves without running destructors or atexit handlers, which belong to
+/// the process we were forked from.
+pub(crate) fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Decodes a `waitpid` status.
+pub(crate) fn decode_status(status: libc::c_int) -> crate::error::ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        crate::error::ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        crate::error::ExitStatus::Code(libc::WEXITSTATUS(status))
+    }
+}

@@ -1,0 +1,247 @@
+//! The root's side: register entry points, start the run (and its fork server), finish it.
+
+use std::ops::Deref;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+use shm_queue::{Mpsc, Queue, QueueOptions};
+
+use crate::cleanup;
+use crate::entry::{Entry, Registry};
+use crate::error::{RuntimeError, StageResult};
+use crate::handle::RunHandle;
+use crate::prefix::RunPrefix;
+use crate::process;
+use crate::request::SpawnRequest;
+use crate::server;
+use crate::signals;
+use crate::table::{sleep_on, Table};
+
+/// Spawn requests waiting for the fork server.
+const SPAWN_QUEUE_CAPACITY: usize = 1024;
+
+/// Collects entry points, then starts a run. Register everything before [`start`](Self::start):
+/// the fork server and every stage are forks of the root taken then.
+///
+/// ```no_run
+/// use runtime::{RunHandle, Runtime, StageResult};
+///
+/// fn hello(_run: &RunHandle, n: u64) -> StageResult {
+///     println!("stage says {n}");
+///     Ok(n * 2)
+/// }
+///
+/// let mut builder = Runtime::builder();
+/// let hello = builder.register("hello", hello);
+/// let run = builder.start()?;
+/// let exit = run.spawn(hello, &21u64)?.join()?;
+/// assert_eq!(exit.result, 42);
+/// run.finish()?;
+/// # Ok::<(), runtime::RuntimeError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Runtime {
+    registry: Registry,
+}
+
+impl Runtime {
+    /// An empty builder.
+    pub fn builder() -> Self {
+        Self::default()
+    }
+
+    /// Registers `f` as an entry point named `name` (the name appears in error messages).
+    pub fn register<A: Pod>(&mut self, name: &'static str, f: fn(&RunHandle, A) -> StageResult) -> Entry<A> {
+        self.registry.register(name, f)
+    }
+
+    /// Starts a run: removes stale segments of dead runs, makes this process a child
+    /// subreaper, creates the run's table and spawn queue, installs SIGINT/SIGTERM handling,
+    /// and forks the fork server.
+    ///
+    /// The calling process must be single-threaded (the fork copies only this thread).
+    ///
+    /// # Errors
+    /// Segment creation errors, or `Os` if a system call fails.
+    pub fn start(self) -> Result<Run, RuntimeError> {
+        let _ = cleanup::remove_stale();
+        // SAFETY: prctl with these arguments only changes this process's reaping role.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(RuntimeError::os("prctl(PR_SET_CHILD_SUBREAPER)"));
+        }
+        let prefix = RunPrefix::next();
+        // SAFETY: getpid has no preconditions.
+        let root = unsafe { libc::getpid() };
+        let table = Table::create(&prefix.name("table"), root as u32)?;
+        let mut spawn_queue = match Queue::<SpawnRequest, Mpsc>::create_with(
+            &prefix.name("spawn"),
+            QueueOptions::new(SPAWN_QUEUE_CAPACITY),
+        ) {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = cleanup::remove_run(prefix.as_str());
+                return Err(e.into());
+            }
+        };
+        spawn_queue.keep_name();
+        // Held by the root for the whole run: the spawn queue never closes while the root
+        // lives, however many stages attach and detach to send requests.
+        let keeper = spawn_queue.producer()?;
+        let handle = RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0 };
+        let server = match process::fork() {
+            Ok(0) => server::serve(handle, &self.registry, root),
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = cleanup::remove_run(handle.prefix.as_str());
+                return Err(e);
+            }
+        };
+        signals::install(server, &handle.table);
+        Ok(Run { handle, server, _keeper: keeper, finished: false, _registry: self.registry })
+    }
+}
+
+/// A running run, owned by the root process. Dereferences to [`RunHandle`] for spawning,
+/// making queues and joining.
+///
+/// [`finish`](Self::finish) ends it cleanly; dropping it without `finish` (an error, a panic)
+/// kills every process of the run. Either way every segment of the run is removed.
+pub struct Run {
+    handle: RunHandle,
+    server: libc::pid_t,
+    _keeper: shm_queue::Producer<SpawnRequest, Mpsc>,
+    finished: bool,
+    _registry: Registry,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("handle", &self.handle).field("server", &self.server).finish_non_exhaustive()
+    }
+}
+
+impl Deref for Run {
+    type Target = RunHandle;
+    fn deref(&self) -> &RunHandle {
+        &self.handle
+    }
+}
+
+impl Run {
+    /// The fork server's pid.
+    pub fn server_pid(&self) -> u32 {
+        self.server as u32
+    }
+
+    /// Waits until every stage has ended, stops the fork server, removes every segment of
+    /// the run, and reports the run's failure if there was one.
+    ///
+    /// # Errors
+    /// `StageFailed` naming the first stage that failed, or `Interrupted(signal)`.
+    pub fn finish(mut self) -> Result<(), RuntimeError> {
+        self.finished = true;
+        let header = self.handle.table.header();
+        header.stop.store(1, Ordering::Release);
+        crate::table::bump(&header.event, &header.event_waiters);
+        // The server exits once it has no children left.
+        let status = wait_for(self.server);
+        reap_orphans(&self.handle.table, self.server);
+        let failure = self.handle.failure();
+        signals::uninstall();
+        cleanup::remove_run(self.handle.prefix.as_str()).ok();
+        match (failure, status) {
+            (Some(failure), _) => Err(failure),
+            (None, Some(s)) if !s.success() => Err(RuntimeError::ServerGone),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until the run fails (a stage fails or the root is interrupted) or `timeout`
+    /// passes; returns the failure.
+    pub fn wait_failure(&self, timeout: Duration) -> Option<RuntimeError> {
+        let header = self.handle.table.header();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = header.event.load(Ordering::SeqCst);
+            if let Some(f) = self.handle.failure() {
+                return Some(f);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            sleep_on(&header.event, &header.event_waiters, seen, (deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // An abnormal end: take everything down. Stages die with the server (pdeathsig) and,
+        // as orphans, come back to us (subreaper) to be reaped.
+        server::poison_run(self.handle.prefix.as_str());
+        // SAFETY: our own unreaped child.
+        unsafe { libc::kill(self.server, libc::SIGKILL) };
+        wait_for(self.server);
+        reap_orphans(&self.handle.table, self.server);
+        signals::uninstall();
+        cleanup::remove_run(self.handle.prefix.as_str()).ok();
+    }
+}
+
+/// Blocks until `pid` (our child) ends; its status, or `None` if it was not ours.
+fn wait_for(pid: libc::pid_t) -> Option<crate::error::ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return Some(process::decode_status(status));
+        }
+        if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
+        }
+    }
+}
+
+/// Reaps stages orphaned by the server's death: they die by pdeathsig and come back to us,
+/// the subreaper. Only the run's own stages are waited for (by pid, from the table), never other
+/// children of the root; a pid that has become someone else's (neither the server's nor ours)
+/// is not waited for. Bounded, so a stuck kernel cannot hang the root forever.
+fn reap_orphans(table: &Table, server: libc::pid_t) {
+    // SAFETY: getpid has no preconditions.
+    let root = unsafe { libc::getpid() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for id in 1..table.stage_end() {
+        let Some(entry) = table.stage(id) else { continue };
+        let pid = entry.pid.load(Ordering::Acquire) as libc::pid_t;
+        if pid <= 0 || entry.state.load(Ordering::Acquire) == crate::table::state::EXITED {
+            continue;
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) } == pid {
+                break;
+            }
+            match parent_of(pid) {
+                Some(parent) if (parent == server || parent == root) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// The parent pid of `pid`, from `/proc`, or `None` if there is no such process.
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,266 @@
+//! The fork server: a small process forked when the run starts, which forks every stage.
+//!
+//! Why: in a chain where each process forks the next, fork gets slower with depth (the kernel's
+//! anon_vma chains grow every generation: 2,000 generations took 63 s here, against well under
+//! a second from one small process). Every stage is forked by the server, so every stage is two
+//! forks from the root, and a stage's fork costs the same at any depth.
+//!
+//! The server is single-threaded: it pops spawn requests, forks, and reaps its children, which
+//! it reports in the run table. When a stage fails it records the failure, poisons every queue
+//! of the run (waking every sleeper), and kills the remaining stages.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use shm_queue::{Inspector, PopError};
+
+use crate::entry::Registry;
+use crate::error::ExitStatus;
+use crate::handle::RunHandle;
+use crate::process::{self, decode_status, exit_now};
+use crate::table::{exit_kind, sleep_on, state, StageId};
+
+/// How often the server looks at its children and flags while no request comes.
+const POLL: Duration = Duration::from_millis(20);
+
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    TERMINATE.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_sigchld(_: libc::c_int) {
+    // Nothing: its only purpose is to interrupt a futex wait so that children are reaped soon.
+}
+
+/// The stage running in this process, for the panic hook (0: none).
+static CURRENT_STAGE: AtomicU32 = AtomicU32::new(0);
+/// Its entry point's name, set in the stage's process only.
+static CURRENT_ENTRY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+struct Server<'a> {
+    run: RunHandle,
+    registry: &'a Registry,
+    children: HashMap<libc::pid_t, StageId>,
+    killed_all: bool,
+}
+
+/// The server's life, in the forked child. Never returns.
+pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> ! {
+    process::die_with_parent(root);
+    // The root handles Ctrl-C for the whole run; the terminal sends it to us all.
+    process::set_disposition(libc::SIGINT, libc::SIG_IGN);
+    process::set_handler(libc::SIGTERM, on_sigterm);
+    process::set_handler(libc::SIGCHLD, on_sigchld);
+    install_panic_hook();
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    run.table.header().server_pid.store(me as u32, Ordering::Release);
+    let mut server = Server { run, registry, children: HashMap::new(), killed_all: false };
+    let code = server.main_loop();
+    exit_now(code)
+}
+
+impl Server<'_> {
+    fn main_loop(&mut self) -> i32 {
+        let mut requests = match self.run.spawn_queue.consumer() {
+            Ok(c) => c,
+            Err(_) => return 2,
+        };
+        loop {
+            self.reap();
+            if TERMINATE.load(Ordering::SeqCst) {
+                // The root was interrupted; it recorded why before signalling us.
+                self.fail(0, 0, exit_kind::INTERRUPTED, libc::SIGTERM);
+            }
+            if self.run.table.failure().is_some() && !self.killed_all {
+                self.kill_all();
+            }
+            let header = self.run.table.header();
+            if header.stop.load(Ordering::Acquire) != 0 && self.children.is_empty() {
+                return 0;
+            }
+            match requests.pop_timeout(POLL) {
+                Ok(request) => self.start(&request),
+                Err(PopError::Timeout) => {}
+                Err(_) => {
+                    // Poisoned (the run failed) or the root's keeper end died: nothing more
+                    // will be asked; keep reaping until stopped.
+                    let seen = header.event.load(Ordering::SeqCst);
+                    sleep_on(&header.event, &header.event_waiters, seen, POLL);
+                }
+            }
+        }
+    }
+
+    /// Forks one requested stage.
+    fn start(&mut self, request: &crate::request::SpawnRequest) {
+        let Some(entry) = self.run.table.stage(request.stage) else { return };
+        let Some((_, run_entry)) = self.registry.get(request.entry) else {
+            entry.record_exit(state::EXITED, ExitStatus::Code(127), None);
+            self.fail(request.stage, 0, exit_kind::CODE, 127);
+            return;
+        };
+        if self.run.table.failure().is_some() {
+            entry.record_exit(state::EXITED, ExitStatus::Signal(libc::SIGKILL), None);
+            return;
+        }
+        let args_len = (request.args_len as usize).min(request.args.len());
+        match process::fork() {
+            Ok(0) => {
+                // SAFETY: getppid has no preconditions.
+                let server = unsafe { libc::getppid() };
+                run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len])
+            }
+            Ok(pid) => {
+                self.children.insert(pid, request.stage);
+                entry.pid.store(pid as u32, Ordering::Release);
+                if entry
+                    .state
+                    .compare_exchange(state::REQUESTED, state::RUNNING, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    crate::table::bump(&entry.seq, &entry.waiters);
+                }
+            }
+            Err(_) => {
+                entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
+                self.fail(request.stage, 0, exit_kind::CODE, 126);
+            }
+        }
+    }
+
+    /// Collects every child that has ended, records how, and fails the run on a failure.
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            let Some(stage) = self.children.remove(&pid) else { continue };
+            let exit = decode_status(status);
+            if let Some(entry) = self.run.table.stage(stage) {
+                entry.record_exit(state::EXITED, exit, None);
+                // The stage's own record wins for codes (it may have said 1 before exiting).
+                if let Some(own) = entry.exit_status() {
+                    if !own.success() {
+                        let (kind, value) = match own {
+                            ExitStatus::Code(c) => (exit_kind::CODE, c),
+                            ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
+                        };
+                        self.fail(stage, pid as u32, kind, value);
+                    }
+                }
+            }
+            let header = self.run.table.header();
+            crate::table::bump(&header.event, &header.event_waiters);
+        }
+    }
+
+    /// Records the run's first failure, poisons every queue of the run, kills every stage.
+    fn fail(&mut self, stage: StageId, pid: u32, kind: u32, value: i32) {
+        self.run.table.record_failure(stage, pid, kind, value);
+        // Once is enough: the stages we kill come back through here as failures too.
+        if !self.killed_all {
+            self.kill_all();
+        }
+    }
+
+    fn kill_all(&mut self) {
+        poison_run(self.run.prefix.as_str());
+        for &pid in self.children.keys() {
+            // SAFETY: an unreaped child of ours: its pid cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        self.killed_all = true;
+    }
+}
+
+/// Poisons every queue whose name starts with `prefix`, waking all their sleepers.
+pub(crate) fn poison_run(prefix: &str) {
+    for name in shm_queue::list(prefix).unwrap_or_default() {
+        if let Ok(queue) = Inspector::open(&name) {
+            queue.poison();
+        }
+    }
+}
+
+/// A stage's life, in a child of the server. Never returns.
+fn run_stage(
+    run: &mut RunHandle,
+    stage: StageId,
+    server: libc::pid_t,
+    entry: &dyn Fn(&RunHandle, &[u8]) -> crate::error::StageResult,
+    args: &[u8],
+) -> ! {
+    process::die_with_parent(server);
+    process::set_disposition(libc::SIGCHLD, libc::SIG_DFL);
+    process::set_disposition(libc::SIGTERM, libc::SIG_DFL);
+    TERMINATE.store(false, Ordering::SeqCst);
+    CURRENT_STAGE.store(stage, Ordering::SeqCst);
+    run.stage = stage;
+    let _ = CURRENT_ENTRY.set(run.entry_name(stage));
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() } as u32;
+    if let Some(slot) = run.table.stage(stage) {
+        slot.pid.store(me, Ordering::Release);
+        if slot.state.compare_exchange(state::REQUESTED, state::RUNNING, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            crate::table::bump(&slot.seq, &slot.waiters);
+        }
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(run, args)));
+    let (code, result) = match outcome {
+        Ok(Ok(value)) => (0, value),
+        Ok(Err(error)) => {
+            // A stage that fails because the run is already failing (its queues were poisoned)
+            // is a consequence, not news: only the first failure is reported.
+            if run.table.failure().is_none() {
+                say(&format!("stage {stage} ({}, pid {me}) failed: {error}\n", run.entry_name(stage)));
+            }
+            (1, 0)
+        }
+        // The panic hook has printed the one line.
+        Err(_) => (101, 0),
+    };
+    if code != 0 {
+        // Fail the run now rather than when the server reaps us.
+        run.table.record_failure(stage, me, exit_kind::CODE, code);
+    }
+    if let Some(slot) = run.table.stage(stage) {
+        slot.record_exit(state::EXITING, ExitStatus::Code(code), Some(result));
+    }
+    exit_now(code)
+}
+
+/// One line per stage panic, naming the stage: no backtrace banner for a stage's failure.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let stage = CURRENT_STAGE.load(Ordering::SeqCst);
+        if stage == 0 {
+            previous(info);
+            return;
+        }
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned());
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let entry = CURRENT_ENTRY.get().copied().unwrap_or("unknown entry");
+        say(&format!("stage {stage} ({entry}, pid {pid}) panicked{location}: {message}\n"));
+    }));
+}
+
+/// One line to stderr in one write, so lines of different processes never interleave.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}

@@ -1,0 +1,49 @@
+//! SIGINT/SIGTERM in the root: record the interruption in the run table and tell the fork
+//! server, which poisons every queue (waking everyone) and kills every stage. The root's own
+//! blocked calls then fail, and its code ends the run with status 128 + signal.
+
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+
+use crate::process;
+use crate::table::{exit_kind, RunHeader, Table};
+
+static SERVER: AtomicI32 = AtomicI32::new(0);
+static HEADER: AtomicPtr<RunHeader> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // Async-signal-safe only: atomics on the shared table, futex wake, kill.
+    let header = HEADER.load(Ordering::SeqCst);
+    if !header.is_null() {
+        // SAFETY: the table stays mapped until `uninstall` clears this pointer, which happens
+        // before the table is dropped.
+        let header = unsafe { &*header };
+        if header
+            .failure_kind
+            .compare_exchange(exit_kind::NONE, exit_kind::CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            header.failure_value.store(signal, Ordering::Relaxed);
+            header.failure_kind.store(exit_kind::INTERRUPTED, Ordering::Release);
+            crate::table::bump(&header.event, &header.event_waiters);
+        }
+    }
+    let server = SERVER.load(Ordering::SeqCst);
+    if server > 0 {
+        // SAFETY: kill is async-signal-safe; the server is our unreaped child until uninstall.
+        unsafe { libc::kill(server, libc::SIGTERM) };
+    }
+}
+
+pub(crate) fn install(server: libc::pid_t, table: &Table) {
+    HEADER.store(table.header() as *const RunHeader as *mut RunHeader, Ordering::SeqCst);
+    SERVER.store(server, Ordering::SeqCst);
+    process::set_handler(libc::SIGINT, on_signal);
+    process::set_handler(libc::SIGTERM, on_signal);
+}
+
+pub(crate) fn uninstall() {
+    process::set_disposition(libc::SIGINT, libc::SIG_DFL);
+    process::set_disposition(libc::SIGTERM, libc::SIG_DFL);
+    SERVER.store(0, Ordering::SeqCst);
+    HEADER.store(std::ptr::null_mut(), Ordering::SeqCst);
+}

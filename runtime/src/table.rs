@@ -1,0 +1,224 @@
+//! The run's table, in a segment of its own: run-wide state and one entry per stage.
+//!
+//! Every process of the run maps it. Stages are created by the fork server, so a stage that
+//! joins another is usually not its parent: exit statuses travel through this table (written
+//! by the exiting stage itself, or by the server when it reaps one that died by a signal), and
+//! joiners sleep on a shared futex in the entry.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use shm_queue::Segment;
+
+use crate::error::{ExitStatus, RuntimeError};
+
+/// Identifies a stage within its run (1, 2, …; 0 is the root).
+pub type StageId = u32;
+
+/// Stages a run can hold, over its whole life.
+pub const MAX_STAGES: u32 = 1 << 16;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"SHMPRUN\0");
+
+/// `StageEntry::state` values.
+/// An entry never used is all zeros (FREE).
+pub(crate) mod state {
+    /// A spawn request is on its way to the fork server.
+    pub const REQUESTED: u32 = 1;
+    /// Forked: `pid` is valid.
+    pub const RUNNING: u32 = 2;
+    /// The stage recorded its own exit status and is about to `_exit`.
+    pub const EXITING: u32 = 3;
+    /// Reaped by the fork server.
+    pub const EXITED: u32 = 4;
+}
+
+/// `RunHeader::failure_kind` / `StageEntry::exit_kind` values.
+pub(crate) mod exit_kind {
+    pub const NONE: u32 = 0;
+    pub const CODE: u32 = 1;
+    pub const SIGNAL: u32 = 2;
+    /// Run-level only: the root was interrupted.
+    pub const INTERRUPTED: u32 = 3;
+    /// Run-level only: a failure is being recorded.
+    pub const CLAIMED: u32 = 4;
+}
+
+#[repr(C)]
+pub(crate) struct RunHeader {
+    pub magic: u64,
+    pub root_pid: u32,
+    pub server_pid: AtomicU32,
+    pub next_stage: AtomicU32,
+    pub next_queue: AtomicU32,
+    /// Stage id of the first failure (0: none).
+    pub failed_stage: AtomicU32,
+    pub failure_kind: AtomicU32,
+    pub failure_value: AtomicI32,
+    pub failed_pid: AtomicU32,
+    /// Set by the root: the server should stop once every stage is gone.
+    pub stop: AtomicU32,
+    /// Bumped on every stage exit and on failure (a futex word for whoever waits on the run).
+    pub event: AtomicU32,
+    pub event_waiters: AtomicU32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+pub(crate) struct StageEntry {
+    pub state: AtomicU32,
+    /// Futex word: bumped on every state change.
+    pub seq: AtomicU32,
+    pub pid: AtomicU32,
+    pub entry: AtomicU32,
+    pub parent: AtomicU32,
+    pub exit_kind: AtomicU32,
+    pub exit_value: AtomicI32,
+    pub waiters: AtomicU32,
+    pub result: AtomicU64,
+    pub _reserved: [AtomicU64; 3],
+}
+
+const HEADER_LEN: usize = 128;
+
+/// A mapped run table.
+pub(crate) struct Table {
+    segment: Segment,
+}
+
+impl Table {
+    pub fn len_bytes() -> usize {
+        HEADER_LEN + MAX_STAGES as usize * std::mem::size_of::<StageEntry>()
+    }
+
+    pub fn create(name: &str, root_pid: u32) -> Result<Self, RuntimeError> {
+        let segment = Segment::create(name, Self::len_bytes())?;
+        let table = Self { segment };
+        // SAFETY: a fresh zeroed mapping of len_bytes(); no one else has it yet.
+        unsafe {
+            let header = table.segment.as_ptr().cast::<RunHeader>();
+            (*header).root_pid = root_pid;
+            (*header).next_stage = AtomicU32::new(1);
+            std::ptr::write_volatile(std::ptr::addr_of_mut!((*header).magic), MAGIC);
+        }
+        Ok(table)
+    }
+
+    pub fn header(&self) -> &RunHeader {
+        // SAFETY: the mapping is at least len_bytes() long (create/open) and page-aligned;
+        // RunHeader is atomics and integers, valid for any bits.
+        unsafe { &*self.segment.as_ptr().cast::<RunHeader>() }
+    }
+
+    /// The entry of stage `id`, or `None` outside the table. Ids come from shared memory and
+    /// from callers, so they are always bounds-checked against our own constant.
+    pub fn stage(&self, id: StageId) -> Option<&StageEntry> {
+        if id == 0 || id >= MAX_STAGES {
+            return None;
+        }
+        // SAFETY: id < MAX_STAGES, so the entry lies within the mapping; any bits are valid.
+        Some(unsafe { &*self.segment.as_ptr().add(HEADER_LEN).cast::<StageEntry>().add(id as usize) })
+    }
+
+    /// Allocates a fresh stage id.
+    pub fn allocate(&self) -> Result<StageId, RuntimeError> {
+        let id = self.header().next_stage.fetch_add(1, Ordering::AcqRel);
+        if id >= MAX_STAGES {
+            return Err(RuntimeError::TooManyStages { max: MAX_STAGES - 1 });
+        }
+        Ok(id)
+    }
+
+    /// Highest stage id handed out so far, plus one.
+    pub fn stage_end(&self) -> StageId {
+        self.header().next_stage.load(Ordering::Acquire).min(MAX_STAGES)
+    }
+
+    /// The run's recorded failure, if any: (stage, pid, kind, value).
+    pub fn failure(&self) -> Option<(StageId, u32, u32, i32)> {
+        let h = self.header();
+        let kind = h.failure_kind.load(Ordering::Acquire);
+        if kind == exit_kind::NONE || kind == exit_kind::CLAIMED {
+            return None;
+        }
+        Some((
+            h.failed_stage.load(Ordering::Relaxed),
+            h.failed_pid.load(Ordering::Relaxed),
+            kind,
+            h.failure_value.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Records the first failure; later ones are ignored. Returns whether this one was first.
+    pub fn record_failure(&self, stage: StageId, pid: u32, kind: u32, value: i32) -> bool {
+        let h = self.header();
+        // Exactly one recorder wins; readers ignore the kind until it is final.
+        if h.failure_kind
+            .compare_exchange(exit_kind::NONE, exit_kind::CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        h.failed_stage.store(stage, Ordering::Relaxed);
+        h.failed_pid.store(pid, Ordering::Relaxed);
+        h.failure_value.store(value, Ordering::Relaxed);
+        // Release: a reader that sees the kind sees the fields above.
+        h.failure_kind.store(kind, Ordering::Release);
+        bump(&h.event, &h.event_waiters);
+        true
+    }
+}
+
+impl StageEntry {
+    /// How it ended, once it has.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        let s = self.state.load(Ordering::Acquire);
+        if s != state::EXITING && s != state::EXITED {
+            return None;
+        }
+        let value = self.exit_value.load(Ordering::Relaxed);
+        match self.exit_kind.load(Ordering::Relaxed) {
+            exit_kind::SIGNAL => Some(ExitStatus::Signal(value)),
+            _ => Some(ExitStatus::Code(value)),
+        }
+    }
+
+    /// Records an exit and wakes joiners. The stage itself records EXITING before `_exit`; the
+    /// server records EXITED when it reaps (keeping the stage's own code unless a signal
+    /// killed it first).
+    pub fn record_exit(&self, new_state: u32, status: ExitStatus, result: Option<u64>) {
+        let previous = self.state.load(Ordering::Acquire);
+        let keep_own = previous == state::EXITING && matches!(status, ExitStatus::Code(_));
+        if !keep_own {
+            let (kind, value) = match status {
+                ExitStatus::Code(c) => (exit_kind::CODE, c),
+                ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
+            };
+            self.exit_kind.store(kind, Ordering::Relaxed);
+            self.exit_value.store(value, Ordering::Relaxed);
+        }
+        if let Some(r) = result {
+            self.result.store(r, Ordering::Relaxed);
+        }
+        // Release: a joiner that sees the state sees the status and result.
+        self.state.store(new_state, Ordering::Release);
+        bump(&self.seq, &self.waiters);
+    }
+}
+
+/// Bumps a futex word and wakes its sleepers, if any.
+pub(crate) fn bump(word: &AtomicU32, waiters: &AtomicU32) {
+    word.fetch_add(1, Ordering::SeqCst);
+    if waiters.load(Ordering::SeqCst) != 0 {
+        shm_queue::futex::wake_all(word);
+    }
+}
+
+/// Sleeps on `word` while it equals `seen`, at most `timeout`.
+pub(crate) fn sleep_on(word: &AtomicU32, waiters: &AtomicU32, seen: u32, timeout: Duration) {
+    waiters.fetch_add(1, Ordering::SeqCst);
+    if word.load(Ordering::SeqCst) == seen {
+        shm_queue::futex::wait(word, seen, timeout);
+    }
+    waiters.fetch_sub(1, Ordering::SeqCst);
+}

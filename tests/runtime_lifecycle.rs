@@ -1,0 +1,300 @@
+//! The runtime across real processes: spawn, join, nested spawns, handover, failure, signals,
+//! and cleanup. Every case runs in its own forked process (see `support`).
+
+mod support;
+
+use std::time::Duration;
+
+use bytemuck::{Pod, Zeroable};
+use runtime::{Entry, ExitStatus, QueueName, RunHandle, Runtime, RuntimeError, StageResult};
+use shm_queue::{Handover, PopError, Queue, QueueOptions, Spsc};
+
+fn main() {
+    support::run(&[
+        case!(spawn_then_join_returns_the_entry_result),
+        case!(stage_error_fails_the_run_naming_the_stage),
+        case!(stage_panic_fails_the_run_with_code_101),
+        case!(chain_of_1000_stages_each_spawning_the_next_passes_a_token),
+        case!(writing_end_handed_over_through_three_generations_delivers_everything_once),
+        case!(kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing),
+        case!(sigint_to_the_root_interrupts_the_run_and_cleans_up),
+        case!(root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed),
+        case!(many_stages_from_the_root_all_run_and_join),
+    ]);
+}
+
+fn answer(_run: &RunHandle, n: u64) -> StageResult {
+    Ok(n + 1)
+}
+
+fn spawn_then_join_returns_the_entry_result() {
+    let mut rt = Runtime::builder();
+    let answer = rt.register("answer", answer);
+    let run = rt.start().unwrap();
+    let stage = run.spawn(answer, &41u64).unwrap();
+    assert!(stage.pid().unwrap() > 0);
+    let exit = stage.join().unwrap();
+    assert_eq!(exit.status, ExitStatus::Code(0));
+    assert_eq!(exit.result, 42);
+    let prefix = run.prefix().to_owned();
+    run.finish().unwrap();
+    assert!(shm_queue::list(&prefix).unwrap().is_empty(), "finish removes every segment");
+}
+
+fn fail(_run: &RunHandle, _: u64) -> StageResult {
+    Err("the input was bad".into())
+}
+
+fn stage_error_fails_the_run_naming_the_stage() {
+    let mut rt = Runtime::builder();
+    let fail = rt.register("failing-stage", fail);
+    let run = rt.start().unwrap();
+    let stage = run.spawn(fail, &0u64).unwrap();
+    let id = stage.id();
+    let pid = stage.pid().unwrap();
+    match stage.join() {
+        Err(RuntimeError::StageFailed { stage, entry, pid: p, status }) => {
+            assert_eq!((stage, entry.as_str(), p, status), (id, "failing-stage", pid, ExitStatus::Code(1)));
+        }
+        other => panic!("expected StageFailed, got {other:?}"),
+    }
+    let err = run.finish().unwrap_err();
+    assert_eq!(err.to_string(), format!("stage {id} (failing-stage, pid {pid}) failed: exit code 1"));
+}
+
+fn boom(_run: &RunHandle, _: u64) -> StageResult {
+    panic!("boom");
+}
+
+fn stage_panic_fails_the_run_with_code_101() {
+    let mut rt = Runtime::builder();
+    let boom = rt.register("boom", boom);
+    let run = rt.start().unwrap();
+    let stage = run.spawn(boom, &0u64).unwrap();
+    assert!(matches!(stage.join(), Err(RuntimeError::StageFailed { status: ExitStatus::Code(101), .. })));
+    assert!(run.finish().is_err());
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct ChainArgs {
+    input: QueueName,
+    next: Entry<ChainArgs>,
+    remaining: u32,
+}
+
+/// Reads a token, passes token + 1 to a stage it spawns (while `remaining` > 0), returns the
+/// token that comes back from the end of the chain.
+fn chain_link(run: &RunHandle, args: ChainArgs) -> StageResult {
+    let token = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?.pop()?;
+    if args.remaining == 0 {
+        return Ok(token);
+    }
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(1))?;
+    let child = run.spawn(args.next, &ChainArgs { input: name, next: args.next, remaining: args.remaining - 1 })?;
+    queue.producer()?.push(token + 1)?;
+    Ok(child.join()?.result)
+}
+
+fn chain_of_1000_stages_each_spawning_the_next_passes_a_token() {
+    let mut rt = Runtime::builder();
+    let link = rt.register("link", chain_link);
+    let run = rt.start().unwrap();
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(1)).unwrap();
+    let first = run.spawn(link, &ChainArgs { input: name, next: link, remaining: 999 }).unwrap();
+    queue.producer().unwrap().push(1).unwrap();
+    assert_eq!(first.join().unwrap().result, 1000, "the token went through 1000 stages");
+    run.finish().unwrap();
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct RelayArgs {
+    queue: QueueName,
+    token: Handover,
+    next: Entry<RelayArgs>,
+    generation: u32,
+}
+
+const PER_GENERATION: u64 = 10_000;
+
+/// Adopts the writing end, pushes its range, hands the end on to the next generation.
+fn relay(run: &RunHandle, args: RelayArgs) -> StageResult {
+    let queue = Queue::<u64, Spsc>::open(args.queue.as_str())?;
+    let mut tx = queue.adopt_producer(args.token)?;
+    let base = u64::from(args.generation) * PER_GENERATION;
+    for i in 0..PER_GENERATION {
+        tx.push(base + i)?;
+    }
+    if args.generation == 3 {
+        return Ok(0); // dropping the last end closes the queue
+    }
+    let token = tx.into_handover();
+    let child = run.spawn(args.next, &RelayArgs { token, generation: args.generation + 1, ..args })?;
+    child.join()?;
+    Ok(0)
+}
+
+fn writing_end_handed_over_through_three_generations_delivers_everything_once() {
+    let mut rt = Runtime::builder();
+    let relay = rt.register("relay", relay);
+    let run = rt.start().unwrap();
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(64)).unwrap();
+    let mut rx = queue.consumer().unwrap();
+    let token = queue.producer().unwrap().into_handover();
+    let first = run.spawn(relay, &RelayArgs { queue: name, token, next: relay, generation: 1 }).unwrap();
+    let mut expected = PER_GENERATION;
+    loop {
+        match rx.pop() {
+            Ok(v) => {
+                assert_eq!(v, expected, "every item once, in order");
+                expected += 1;
+            }
+            Err(PopError::Disconnected) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(expected, 4 * PER_GENERATION, "three generations delivered");
+    first.join().unwrap();
+    run.finish().unwrap();
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct PassArgs {
+    input: QueueName,
+    output: QueueName,
+}
+
+fn pass(_run: &RunHandle, args: PassArgs) -> StageResult {
+    let mut rx = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?;
+    let mut tx = Queue::<u64, Spsc>::open(args.output.as_str())?.producer()?;
+    loop {
+        match rx.pop() {
+            Ok(v) => tx.push(v)?,
+            Err(PopError::Disconnected) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing() {
+    let mut rt = Runtime::builder();
+    let pass = rt.register("pass", pass);
+    let run = rt.start().unwrap();
+    let queues: Vec<_> = (0..4).map(|_| run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap()).collect();
+    let stages: Vec<_> =
+        (0..3).map(|i| run.spawn(pass, &PassArgs { input: queues[i].1, output: queues[i + 1].1 }).unwrap()).collect();
+    let mut tx = queues[0].0.producer().unwrap();
+    let mut rx = queues[3].0.consumer().unwrap();
+    tx.push(1).unwrap();
+    assert_eq!(rx.pop().unwrap(), 1, "the chain is running");
+    let victim = &stages[1];
+    let (victim_id, victim_pid) = (victim.id(), victim.pid().unwrap());
+    victim.kill().unwrap();
+    // The sink's consumer (asleep on empty) is woken by the poisoning.
+    assert!(matches!(rx.pop_timeout(Duration::from_secs(30)), Err(PopError::Poisoned | PopError::PeerDead { .. })));
+    let server = run.server_pid() as libc::pid_t;
+    let prefix = run.prefix().to_owned();
+    drop((tx, rx, queues, stages));
+    match run.finish() {
+        Err(RuntimeError::StageFailed { stage, pid, status, .. }) => {
+            assert_eq!((stage, pid, status), (victim_id, victim_pid, ExitStatus::Signal(libc::SIGKILL)));
+        }
+        other => panic!("expected the killed stage to be named, got {other:?}"),
+    }
+    // SAFETY: getpid has no preconditions.
+    assert!(support::children_of(unsafe { libc::getpid() }).is_empty(), "no process of the run is left");
+    assert!(support::children_of(server).is_empty());
+    assert!(shm_queue::list(&prefix).unwrap().is_empty(), "no segment of the run is left");
+}
+
+fn sleeper(_run: &RunHandle, args: PassArgs) -> StageResult {
+    // Blocks until the run is torn down.
+    let mut rx = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?;
+    rx.pop()?;
+    Ok(0)
+}
+
+fn sigint_to_the_root_interrupts_the_run_and_cleans_up() {
+    let mut rt = Runtime::builder();
+    let sleeper = rt.register("sleeper", sleeper);
+    let run = rt.start().unwrap();
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
+    let stage = run.spawn(sleeper, &PassArgs { input: name, output: name }).unwrap();
+    stage.pid().unwrap();
+    let _tx = queue.producer().unwrap();
+    // SAFETY: signalling ourselves; the run's handler records it.
+    unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+    assert!(matches!(run.wait_failure(Duration::from_secs(30)), Some(RuntimeError::Interrupted(libc::SIGINT))));
+    let prefix = run.prefix().to_owned();
+    drop((_tx, queue, stage));
+    assert!(matches!(run.finish(), Err(RuntimeError::Interrupted(libc::SIGINT))));
+    assert!(shm_queue::list(&prefix).unwrap().is_empty());
+}
+
+fn root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed() {
+    let (read_fd, write_fd) = {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid out-array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        (fds[0], fds[1])
+    };
+    // SAFETY: this case process is single-threaded.
+    let root = unsafe { libc::fork() };
+    if root == 0 {
+        let mut rt = Runtime::builder();
+        let sleeper = rt.register("sleeper", sleeper);
+        let run = rt.start().unwrap();
+        let queues: Vec<_> = (0..3).map(|_| run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap()).collect();
+        let _producers: Vec<_> = queues.iter().map(|(q, _)| q.producer().unwrap()).collect();
+        let stages: Vec<u32> = queues
+            .iter()
+            .map(|(_, name)| run.spawn(sleeper, &PassArgs { input: *name, output: *name }).unwrap().pid().unwrap())
+            .collect();
+        let mut report = vec![run.server_pid()];
+        report.extend(stages);
+        // SAFETY: writing our pids to the pipe; a pipe write of < PIPE_BUF bytes is atomic.
+        unsafe { libc::write(write_fd, report.as_ptr().cast(), report.len() * 4) };
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let mut pids = [0u32; 4];
+    // SAFETY: reading into a buffer of the right size.
+    let n = unsafe { libc::read(read_fd, pids.as_mut_ptr().cast(), 16) };
+    assert_eq!(n, 16);
+    let prefix = format!("shmpipe.{root}.");
+    assert!(!support::shm_entries_containing(&prefix).is_empty(), "the run has segments");
+    // SAFETY: our child.
+    unsafe { libc::kill(root, libc::SIGKILL) };
+    // SAFETY: reaping our child.
+    unsafe { libc::waitpid(root, std::ptr::null_mut(), 0) };
+    // The server and the stages die by pdeathsig.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pids.iter().any(|&p| std::path::Path::new(&format!("/proc/{p}")).exists() && !is_zombie(p)) {
+        assert!(std::time::Instant::now() < deadline, "processes of the run outlived the root");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stale = runtime::find_stale().unwrap();
+    assert!(stale.removed.iter().any(|n| n.contains(&prefix)), "the leftovers are recognised as stale");
+    runtime::remove_stale().unwrap();
+    assert!(support::shm_entries_containing(&prefix).is_empty(), "cleanup removed them");
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rfind(')').is_some_and(|i| s[i + 2..].starts_with('Z')))
+        .unwrap_or(true)
+}
+
+fn many_stages_from_the_root_all_run_and_join() {
+    let mut rt = Runtime::builder();
+    let answer = rt.register("answer", answer);
+    let run = rt.start().unwrap();
+    let stages: Vec<_> = (0..500u64).map(|i| run.spawn(answer, &i).unwrap()).collect();
+    for (i, stage) in stages.into_iter().enumerate() {
+        assert_eq!(stage.join().unwrap().result, i as u64 + 1);
+    }
+    run.finish().unwrap();
+}
