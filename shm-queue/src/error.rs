@@ -66,6 +66,14 @@ pub enum CreateError {
         /// The largest capacity accepted.
         max: usize,
     },
+    /// A bound of zero, above the capacity, or set on a kind other than SPSC.
+    #[error("unsupported bound {bound}: it must lie in 1..={capacity}, and differ from the capacity only for SPSC")]
+    InvalidBound {
+        /// What was asked for.
+        bound: usize,
+        /// The capacity.
+        capacity: usize,
+    },
     /// A wake threshold lies outside `1..=capacity`.
     #[error("wake threshold {threshold} is outside 1..={capacity}")]
     InvalidWakeThreshold {

@@ -56,7 +56,8 @@ pub(crate) struct Header {
     pub consumer_wake_at: u32,
     pub producer_wake_at: u32,
     pub recheck_ms: u32,
-    pub _reserved: u32,
+    /// Items allowed in flight, at most `capacity` (below it only for SPSC).
+    pub bound: u32,
 }
 
 /// A validated private copy of a header: everything an opener may rely on.
@@ -66,6 +67,8 @@ pub struct HeaderInfo {
     pub kind: KindId,
     /// Slots in the ring.
     pub capacity: usize,
+    /// Items allowed in flight (`capacity` unless a smaller bound was set at creation).
+    pub bound: usize,
     /// Element layout.
     pub element: TypeFingerprint,
     /// Wake policy chosen at creation.
@@ -131,6 +134,7 @@ impl Header {
     pub fn new(
         kind: KindId,
         capacity: usize,
+        bound: usize,
         element: &TypeFingerprint,
         wake: WakePolicy,
         recheck_ms: u32,
@@ -162,7 +166,7 @@ impl Header {
             consumer_wake_at,
             producer_wake_at,
             recheck_ms,
-            _reserved: 0,
+            bound: bound as u32,
         }
     }
 
@@ -201,7 +205,11 @@ impl Header {
         if file_len < layout.total_len as u64 {
             return Err(OpenError::Truncated { len: file_len, needed: layout.total_len as u64 });
         }
-        let wake = WakePolicy::decode(self.wake_policy, self.consumer_wake_at, self.producer_wake_at, capacity)
+        let bound = self.bound as usize;
+        if bound == 0 || bound > capacity || (kind != KindId::Spsc && bound != capacity) {
+            return Err(OpenError::LayoutMismatch("bound"));
+        }
+        let wake = WakePolicy::decode(self.wake_policy, self.consumer_wake_at, self.producer_wake_at, bound)
             .ok_or(OpenError::LayoutMismatch("wake policy"))?;
         let name_len = self.type_name.iter().position(|&b| b == 0).unwrap_or(TYPE_NAME_LEN);
         let element = TypeFingerprint {
@@ -213,6 +221,7 @@ impl Header {
         let info = HeaderInfo {
             kind,
             capacity,
+            bound,
             element,
             wake,
             recheck_ms: self.recheck_ms.clamp(1, 60_000),

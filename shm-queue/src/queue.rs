@@ -32,6 +32,9 @@ use crate::{Consumer, Producer};
 pub struct QueueOptions {
     /// Slots: a power of two in `1..=2^30` (other values are refused, not rounded).
     pub capacity: usize,
+    /// Items allowed in flight (`None`: the capacity). SPSC only may hold fewer than its
+    /// capacity, so a queue can have any depth, such as the 10 of a classic bounded queue.
+    pub bound: Option<usize>,
     /// When a publishing side wakes the other.
     pub wake: WakePolicy,
     /// How often a sleeper re-checks for dead peers (default 100 ms; a dead peer is reported
@@ -42,7 +45,30 @@ pub struct QueueOptions {
 impl QueueOptions {
     /// `capacity` slots, eager wake-ups, 100 ms re-checks.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, wake: WakePolicy::Eager, recheck: Duration::from_millis(100) }
+        Self { capacity, bound: None, wake: WakePolicy::Eager, recheck: Duration::from_millis(100) }
+    }
+
+    /// An SPSC queue holding at most `depth` items (any depth ≥ 1): capacity is `depth`
+    /// rounded up to a power of two, and the bound is `depth`.
+    ///
+    /// ```
+    /// let options = shm_queue::QueueOptions::with_depth(10);
+    /// assert_eq!((options.capacity, options.bound), (16, Some(10)));
+    /// ```
+    pub fn with_depth(depth: usize) -> Self {
+        let mut options = Self::new(depth.max(1).checked_next_power_of_two().unwrap_or(0));
+        options.bound = Some(depth);
+        options
+    }
+
+    /// Items allowed in flight, at most the capacity (SPSC only below it).
+    pub fn bound(mut self, bound: usize) -> Self {
+        self.bound = Some(bound);
+        self
+    }
+
+    fn bound_or_capacity(&self) -> usize {
+        self.bound.unwrap_or(self.capacity)
     }
 
     /// Sets the wake policy.
@@ -61,14 +87,18 @@ impl QueueOptions {
         self.recheck.as_millis().clamp(1, 60_000) as u32
     }
 
-    fn validate(&self) -> Result<(), CreateError> {
+    fn validate(&self, kind: crate::KindId) -> Result<(), CreateError> {
         check_capacity(self.capacity)?;
+        let bound = self.bound_or_capacity();
+        if bound == 0 || bound > self.capacity || (kind != crate::KindId::Spsc && bound != self.capacity) {
+            return Err(CreateError::InvalidBound { bound, capacity: self.capacity });
+        }
         if let WakePolicy::Batched { consumer_at, producer_at } = self.wake {
-            if consumer_at == 0 || consumer_at as usize > self.capacity {
-                return Err(CreateError::InvalidWakeThreshold { threshold: consumer_at, capacity: self.capacity });
+            if consumer_at == 0 || consumer_at as usize > bound {
+                return Err(CreateError::InvalidWakeThreshold { threshold: consumer_at, capacity: bound });
             }
-            if producer_at as usize >= self.capacity {
-                return Err(CreateError::InvalidWakeThreshold { threshold: producer_at, capacity: self.capacity });
+            if producer_at as usize >= bound {
+                return Err(CreateError::InvalidWakeThreshold { threshold: producer_at, capacity: bound });
             }
         }
         Ok(())
@@ -129,10 +159,10 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     /// reported here, never as SIGBUS later), `InvalidCapacity`, `InvalidWakeThreshold`.
     pub fn create_with(name: &str, options: QueueOptions) -> Result<Self, CreateError> {
         let shm_name = ShmName::new(name)?;
-        options.validate()?;
+        options.validate(K::ID)?;
         let (header, layout) = Self::header(&options)?;
         let region = crate::segment::create(&shm_name, header, layout, K::ID, options.capacity)?;
-        Ok(Self::from_region(region, layout, options.capacity, Some(name.into()), options.wake, options.recheck, true))
+        Ok(Self::from_region(region, layout, &options, Some(name.into()), true))
     }
 
     /// A queue on the heap with the same layout and algorithm, for threads of one process.
@@ -140,33 +170,40 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     /// # Errors
     /// `InvalidCapacity`, `InvalidWakeThreshold`.
     pub fn on_heap(options: QueueOptions) -> Result<Self, CreateError> {
-        options.validate()?;
+        options.validate(K::ID)?;
         let (header, layout) = Self::header(&options)?;
         let region = Region::heap(header, layout, K::ID, options.capacity);
-        Ok(Self::from_region(region, layout, options.capacity, None, options.wake, options.recheck, false))
+        Ok(Self::from_region(region, layout, &options, None, false))
     }
 
     fn header(options: &QueueOptions) -> Result<(Header, Layout), CreateError> {
         let element = TypeFingerprint::of::<T>();
         let layout = Layout::compute(K::ID, options.capacity, size_of::<T>(), align_of::<T>())
             .ok_or(CreateError::InvalidCapacity { capacity: options.capacity, max: crate::header::MAX_CAPACITY })?;
-        let header = Header::new(K::ID, options.capacity, &element, options.wake, options.recheck_ms(), layout);
+        let header = Header::new(
+            K::ID,
+            options.capacity,
+            options.bound_or_capacity(),
+            &element,
+            options.wake,
+            options.recheck_ms(),
+            layout,
+        );
         Ok((header, layout))
     }
 
     fn from_region(
         region: Region,
         layout: Layout,
-        capacity: usize,
+        options: &QueueOptions,
         name: Option<Arc<str>>,
-        wake: WakePolicy,
-        recheck: Duration,
         unlink_on_drop: bool,
     ) -> Self {
+        let (capacity, bound) = (options.capacity, options.bound_or_capacity());
         // SAFETY: the region was initialised (by us or, for `open`, by a creator whose header
-        // we validated) with exactly this layout, kind and capacity.
-        let ring = unsafe { RawRing::new(Arc::new(region), layout, K::ID, capacity) };
-        Self { ring, name, wake, recheck, unlink_on_drop, _kind: PhantomData }
+        // we validated) with exactly this layout, kind, capacity and bound.
+        let ring = unsafe { RawRing::new(Arc::new(region), layout, K::ID, capacity, bound) };
+        Self { ring, name, wake: options.wake, recheck: options.recheck, unlink_on_drop, _kind: PhantomData }
     }
 
     /// Maps an existing segment and checks that it holds a queue of kind `K` and element `T`.
@@ -186,10 +223,13 @@ impl<T: Pod, K: Kind> Queue<T, K> {
         Ok(Self::from_region(
             opened.region,
             opened.layout,
-            opened.info.capacity,
+            &QueueOptions {
+                capacity: opened.info.capacity,
+                bound: Some(opened.info.bound),
+                wake: opened.info.wake,
+                recheck,
+            },
             Some(name.into()),
-            opened.info.wake,
-            recheck,
             false,
         ))
     }
@@ -258,6 +298,11 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     /// Slots in the ring.
     pub fn capacity(&self) -> usize {
         self.ring.capacity()
+    }
+
+    /// Items allowed in flight (the capacity unless a smaller bound was set).
+    pub fn bound(&self) -> usize {
+        self.ring.bound()
     }
 
     /// A snapshot of the counters.

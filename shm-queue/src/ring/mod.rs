@@ -56,6 +56,8 @@ pub(crate) struct RawRing<T> {
     slots: NonNull<T>,
     capacity: u64,
     mask: u64,
+    /// Items allowed in flight: `capacity`, or less for a bounded SPSC ring.
+    limit: u64,
     kind: KindId,
     _elements: PhantomData<T>,
 }
@@ -76,8 +78,10 @@ impl<T> RawRing<T> {
     /// # Safety
     /// `region` must hold an initialised ring laid out as `layout` says, with `capacity` slots
     /// of `T` (a power of two) and sequence numbers if `kind` has them.
-    pub unsafe fn new(region: Arc<Region>, layout: Layout, kind: KindId, capacity: usize) -> Self {
+    /// `bound` (≤ capacity) limits the items in flight; only SPSC honours a smaller one.
+    pub unsafe fn new(region: Arc<Region>, layout: Layout, kind: KindId, capacity: usize, bound: usize) -> Self {
         debug_assert!(capacity.is_power_of_two());
+        debug_assert!(bound >= 1 && bound <= capacity);
         assert!(layout.total_len <= region.len(), "layout exceeds its region");
         let base = region.base().as_ptr();
         // SAFETY: offsets are within the region (asserted above) and the caller vouches for
@@ -96,6 +100,7 @@ impl<T> RawRing<T> {
             slots,
             capacity: capacity as u64,
             mask: capacity as u64 - 1,
+            limit: bound.clamp(1, capacity) as u64,
             kind,
             _elements: PhantomData,
         }
@@ -108,6 +113,11 @@ impl<T> RawRing<T> {
 
     pub fn capacity(&self) -> usize {
         self.capacity as usize
+    }
+
+    /// Items allowed in flight.
+    pub fn bound(&self) -> usize {
+        self.limit as usize
     }
 
     pub fn kind(&self) -> KindId {
@@ -200,7 +210,7 @@ impl<T> RawRing<T> {
     /// Whether a slot looks free.
     pub fn room_ready(&self, cur: &ProducerCursor) -> bool {
         match self.kind {
-            KindId::Spsc => cur.tail.wrapping_sub(self.control().head.load(Ordering::Acquire)) < self.capacity,
+            KindId::Spsc => cur.tail.wrapping_sub(self.control().head.load(Ordering::Acquire)) < self.limit,
             _ => {
                 let tail =
                     if self.kind.multi_producer() { self.control().tail.load(Ordering::Acquire) } else { cur.tail };

@@ -13,11 +13,12 @@ use crate::sync::Ordering;
 
 impl<T> RawRing<T> {
     pub(super) fn spsc_reserve(&self, cur: &mut ProducerCursor, max: usize) -> Option<Span> {
-        let mut free = self.capacity.saturating_sub(cur.tail.wrapping_sub(cur.cached_head));
+        // `limit` (≤ capacity) bounds the items in flight.
+        let mut free = self.limit.saturating_sub(cur.tail.wrapping_sub(cur.cached_head));
         if free < max as u64 {
             cur.cached_head = self.control().head.load(Ordering::Acquire);
             // A scribbled head can make `used` exceed capacity: then there is no room.
-            free = self.capacity.saturating_sub(cur.tail.wrapping_sub(cur.cached_head));
+            free = self.limit.saturating_sub(cur.tail.wrapping_sub(cur.cached_head));
         }
         if free == 0 {
             return None;

@@ -11,11 +11,15 @@ use crate::region::Region;
 use crate::wake::WakePolicy;
 
 pub(crate) fn heap_ring(kind: KindId, capacity: usize) -> RawRing<u64> {
+    bounded_heap_ring(kind, capacity, capacity)
+}
+
+pub(crate) fn bounded_heap_ring(kind: KindId, capacity: usize, bound: usize) -> RawRing<u64> {
     let layout = Layout::compute(kind, capacity, 8, 8).unwrap();
-    let header = Header::new(kind, capacity, &TypeFingerprint::of::<u64>(), WakePolicy::Eager, 100, layout);
+    let header = Header::new(kind, capacity, bound, &TypeFingerprint::of::<u64>(), WakePolicy::Eager, 100, layout);
     let region = Region::heap(header, layout, kind, capacity);
     // SAFETY: `Region::heap` initialised exactly this layout.
-    unsafe { RawRing::new(Arc::new(region), layout, kind, capacity) }
+    unsafe { RawRing::new(Arc::new(region), layout, kind, capacity, bound) }
 }
 
 const KINDS: [KindId; 4] = [KindId::Spsc, KindId::Mpsc, KindId::Spmc, KindId::Mpmc];
@@ -172,5 +176,21 @@ fn threads_deliver_exactly_once_for_every_kind() {
         threaded_exactly_once(KindId::Mpsc, capacity, 2, 1, per);
         threaded_exactly_once(KindId::Spmc, capacity, 1, 2, per);
         threaded_exactly_once(KindId::Mpmc, capacity, 2, 2, per);
+    }
+}
+
+#[test]
+fn a_bounded_spsc_ring_holds_only_its_bound() {
+    let ring = bounded_heap_ring(KindId::Spsc, 16, 10);
+    let (mut p, mut c) = (ring.producer_cursor(), ring.consumer_cursor());
+    for lap in 0..5u64 {
+        for i in 0..10 {
+            assert!(push(&ring, &mut p, lap * 10 + i), "room for item {i}");
+        }
+        assert!(!push(&ring, &mut p, 99), "full at the bound, not at the capacity");
+        assert!(!ring.room_ready(&p));
+        for i in 0..10 {
+            assert_eq!(pop(&ring, &mut c), Some(lap * 10 + i));
+        }
     }
 }
