@@ -1,0 +1,187 @@
+//! An independent list of primes, to check the pipeline's output against (`--verify`).
+//!
+//! A segmented sieve of Eratosthenes over odd numbers only: one byte per odd number, 32 KiB
+//! segments (so a segment stays in L1), and the base primes up to `√n` found the same way,
+//! recursively. Memory beyond the output is O(√n / ln √n + 32 KiB), so 10⁹ needs a few hundred
+//! KiB besides the 50.8 million primes themselves; use [`for_each_prime_up_to`] or
+//! [`count_primes_up_to`] to avoid storing them.
+
+/// Odd numbers per segment: one byte each, 32 KiB.
+const SEGMENT: u64 = 32 * 1024;
+
+/// All primes `≤ n`, in increasing order.
+pub fn primes_up_to(n: u64) -> Vec<u64> {
+    let mut primes = Vec::new();
+    // Reserving the Rosser–Schoenfeld bound avoids doubling a 400 MB vector at 10⁹; if the
+    // allocation is refused, growing as needed still works.
+    let _ = primes.try_reserve(prime_count_upper_bound(n));
+    for_each_prime_up_to(n, |p| primes.push(p));
+    primes
+}
+
+/// π(n): how many primes are `≤ n`, without storing them.
+pub fn count_primes_up_to(n: u64) -> u64 {
+    let mut count = 0u64;
+    for_each_prime_up_to(n, |_| count += 1);
+    count
+}
+
+/// Calls `f` with every prime `≤ n`, in increasing order.
+pub fn for_each_prime_up_to(n: u64, mut f: impl FnMut(u64)) {
+    if n < 2 {
+        return;
+    }
+    f(2);
+    let base = odd_primes_up_to(isqrt(n));
+    sieve_odd(n, &base, &mut f);
+}
+
+/// The odd primes `≤ m`, collected (used for base primes, which are few).
+fn odd_primes_up_to(m: u64) -> Vec<u64> {
+    if m < 9 {
+        // No composite odd number below 9: nothing to sieve, and this ends the recursion.
+        return [3, 5, 7].into_iter().filter(|&p| p <= m).collect();
+    }
+    let base = odd_primes_up_to(isqrt(m));
+    let mut out = Vec::new();
+    sieve_odd(m, &base, &mut |p| out.push(p));
+    out
+}
+
+/// Emits the odd primes in `3..=n`, given every odd prime `≤ √n` in increasing order.
+///
+/// Works on odd indices `k` standing for the number `2k + 1`; consecutive odd multiples of `p`
+/// are `p` indices apart.
+fn sieve_odd(n: u64, base: &[u64], f: &mut impl FnMut(u64)) {
+    if n < 3 {
+        return;
+    }
+    let last_k = (n - 1) / 2;
+    // Next index to strike for each base prime, starting at p² (smaller multiples have a
+    // smaller factor). p ≤ √n < 2³², so p² fits.
+    let mut next: Vec<u64> = base.iter().map(|&p| (p * p - 1) / 2).collect();
+    let mut composite = vec![false; SEGMENT as usize];
+    let mut lo_k = 1u64; // the number 3
+    while lo_k <= last_k {
+        let hi_k = last_k.min(lo_k + (SEGMENT - 1));
+        // Both bounds are within one segment, so the length fits in usize.
+        let len = (hi_k - lo_k + 1) as usize;
+        let window = &mut composite[..len];
+        window.fill(false);
+        for (&p, next_k) in base.iter().zip(next.iter_mut()) {
+            let mut k = *next_k;
+            while k <= hi_k {
+                window[(k - lo_k) as usize] = true;
+                k += p;
+            }
+            *next_k = k;
+        }
+        for (i, &is_composite) in window.iter().enumerate() {
+            if !is_composite {
+                f(2 * (lo_k + i as u64) + 1);
+            }
+        }
+        lo_k = hi_k + 1;
+    }
+}
+
+/// ⌊√n⌋, exactly (a float estimate, corrected; `u64::isqrt` is newer than the crate's MSRV).
+pub fn isqrt(n: u64) -> u64 {
+    // The estimate is within a few units; clamp so r² cannot overflow, then fix it up.
+    let mut r = (n as f64).sqrt() as u64;
+    r = r.min(u64::from(u32::MAX));
+    while r * r > n {
+        r -= 1;
+    }
+    while (r + 1) <= u64::from(u32::MAX) && (r + 1) * (r + 1) <= n {
+        r += 1;
+    }
+    r
+}
+
+/// An upper bound on π(n): 1.25506·n/ln n for n ≥ 17 (Rosser & Schoenfeld 1962), capped at
+/// what `usize` can hold.
+fn prime_count_upper_bound(n: u64) -> usize {
+    if n < 17 {
+        return 7;
+    }
+    let x = n as f64;
+    let bound = 1.25506 * x / x.ln() + 1.0;
+    // `as` saturates for floats out of range.
+    bound as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_prime_by_trial_division(n: u64) -> bool {
+        if n < 2 {
+            return false;
+        }
+        let mut d = 2;
+        while d * d <= n {
+            if n % d == 0 {
+                return false;
+            }
+            d += 1;
+        }
+        true
+    }
+
+    #[test]
+    fn small_limits_against_trial_division() {
+        let all: Vec<u64> = (0..=3000).filter(|&n| is_prime_by_trial_division(n)).collect();
+        for n in 0..=3000u64 {
+            let expected: Vec<u64> = all.iter().copied().take_while(|&p| p <= n).collect();
+            assert_eq!(primes_up_to(n), expected, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn segment_boundaries() {
+        // Last odd of segment 0 is 2·SEGMENT + 1; try limits around the first three boundaries.
+        for seg in 1..=3u64 {
+            let edge = 2 * seg * SEGMENT + 1;
+            for n in edge - 4..=edge + 4 {
+                let got = primes_up_to(n);
+                let expected_last = (0..=n).rev().find(|&m| is_prime_by_trial_division(m));
+                assert_eq!(got.last().copied(), expected_last, "n = {n}");
+                assert!(got.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+        let got = primes_up_to(4 * SEGMENT + 100);
+        let expected: Vec<u64> = (0..=4 * SEGMENT + 100).filter(|&m| is_prime_by_trial_division(m)).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn known_prime_counts() {
+        assert_eq!(primes_up_to(100_000).len(), 9592);
+        assert_eq!(count_primes_up_to(1_000_000), 78_498);
+        assert_eq!(count_primes_up_to(10_000_000), 664_579);
+        assert_eq!(count_primes_up_to(1 << 20), 82_025);
+    }
+
+    #[test]
+    fn isqrt_is_exact() {
+        for n in 0..100_000u64 {
+            let r = isqrt(n);
+            assert!(r * r <= n && (r + 1) * (r + 1) > n, "n = {n}");
+        }
+        for r in [1u64 << 31, (1 << 32) - 1, 3_037_000_499, 1_000_000_007] {
+            for n in [r * r - 1, r * r, r * r + 1] {
+                let s = isqrt(n);
+                assert!(s * s <= n && u128::from(s + 1).pow(2) > u128::from(n), "n = {n}");
+            }
+        }
+        assert_eq!(isqrt(u64::MAX), u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn bound_is_an_upper_bound() {
+        for n in [0u64, 1, 2, 16, 17, 100, 10_000, 1_000_000] {
+            assert!(count_primes_up_to(n) as usize <= prime_count_upper_bound(n), "n = {n}");
+        }
+    }
+}
