@@ -242,6 +242,11 @@ impl<T: Pod, K: Kind> Consumer<T, K> {
         }
     }
 
+    /// Whether no item is ready now (a snapshot: producers may publish right after).
+    pub fn is_empty(&self) -> bool {
+        !self.end.ring.item_ready(&self.cursor)
+    }
+
     /// Wakes sleeping producers if the ring has room, whatever the wake policy.
     pub fn flush(&mut self) {
         let ctl = self.end.control();

@@ -1,1 +1,341 @@
-fn main() {}
+//! `sieve`: the dynamic prime-number pipeline of the DragonHPC cookbook, on shmpipe.
+//!
+//! ```text
+//! sieve --max-number 100 --stage-size 3
+//! ```
+//! prints what the original prints. See `sieve --help` and the README.
+
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use sieve::draw::{draw_svg, StageDrawing};
+use sieve::output::{write_stage_lines, PrimePrinter};
+use sieve::pipeline::{run_pipeline, PipelineConfig, PipelineError, StageReport};
+use sieve::summary::{first_difference, StageStats, Summary};
+
+/// The dynamic prime-number pipeline: a source feeds 3..=N through a chain of stage processes,
+/// each holding up to S primes and starting the next stage when full.
+#[derive(Debug, Parser)]
+#[command(name = "sieve", version, about)]
+struct Cli {
+    /// N: the source feeds 3..=N (at least 2).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    max_number: u64,
+    /// S: primes each stage holds before it starts the next (at least 1).
+    #[arg(long, default_value_t = 3, value_name = "S")]
+    stage_size: u32,
+    /// D: items each queue holds (the original's 10; larger for throughput).
+    #[arg(long, default_value_t = 10, value_name = "D")]
+    queue_depth: u32,
+    /// How to run: every stage a process, one process without queues, or a plain sieve.
+    #[arg(long, value_enum, default_value_t = Mode::Pipeline)]
+    mode: Mode,
+    /// Stages whose first prime p has p·p > N forward without testing (same output, less work).
+    #[arg(long)]
+    sqrt_cutoff: bool,
+    /// Check the primes against the reference sieve; a mismatch exits 1.
+    #[arg(long)]
+    verify: bool,
+    /// Print one summary line instead of the primes.
+    #[arg(long, conflicts_with = "json")]
+    quiet: bool,
+    /// Print one JSON object instead of the primes.
+    #[arg(long)]
+    json: bool,
+    /// Print a table of per-stage statistics after the output.
+    #[arg(long)]
+    stats: bool,
+    /// Write an SVG picture of the grown pipeline to FILE.
+    #[arg(long, value_name = "FILE")]
+    draw: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Every stage its own process, numbers through shared-memory rings.
+    Pipeline,
+    /// The same stage algorithm in one process, without queues (the speed-up baseline).
+    Sequential,
+    /// A segmented sieve of Eratosthenes (no stages).
+    Reference,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pipeline => "pipeline",
+            Self::Sequential => "sequential",
+            Self::Reference => "reference",
+        }
+    }
+}
+
+/// What a run produced.
+struct Outcome {
+    primes: Vec<u64>,
+    count: usize,
+    sum: u128,
+    largest: Option<u64>,
+    stages: Vec<StageReport>,
+}
+
+/// A failure, with the exit status it maps to.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Self { message: format!("writing output: {e}"), code: 1 }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("sieve: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("sieve: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure { message, code: 2 }
+}
+
+fn check(cli: &Cli) -> Result<(), Failure> {
+    if cli.max_number < 2 {
+        return Err(usage(format!("--max-number must be at least 2, got {}", cli.max_number)));
+    }
+    if cli.stage_size == 0 {
+        return Err(usage("--stage-size must be at least 1".into()));
+    }
+    if cli.queue_depth == 0 || cli.queue_depth as usize > shm_queue::MAX_CAPACITY {
+        return Err(usage(format!(
+            "--queue-depth must lie in 1..={}, got {}",
+            shm_queue::MAX_CAPACITY,
+            cli.queue_depth
+        )));
+    }
+    if cli.max_number == u64::MAX {
+        return Err(usage("--max-number must be below 2^64 - 1".into()));
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    check(cli)?;
+    // Open the picture's file first: a bad path is an error before any work, not after.
+    let mut draw_file = match &cli.draw {
+        Some(path) => {
+            Some(std::fs::File::create(path).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    let streaming = !cli.quiet && !cli.json;
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let started = Instant::now();
+    let outcome = execute(cli, streaming.then_some(&mut out))?;
+    let wall_s = started.elapsed().as_secs_f64();
+    if streaming {
+        let stage_primes: Vec<Vec<u64>> = outcome.stages.iter().map(|s| s.primes.clone()).collect();
+        write_stage_lines(&mut out, &stage_primes)?;
+    }
+    let summary = Summary {
+        count: outcome.count,
+        sum: outcome.sum,
+        largest: outcome.largest,
+        stages: outcome.stages.len(),
+        max_number: cli.max_number,
+        stage_size: cli.stage_size as usize,
+        queue_depth: cli.queue_depth as usize,
+        mode: cli.mode.name().into(),
+        wall_s,
+        cpu_s: cpu_seconds(),
+    };
+    let per_stage: Vec<StageStats> = outcome.stages.iter().map(stage_stats).collect();
+    if cli.quiet {
+        writeln!(out, "{}", summary.to_quiet_line())?;
+    }
+    if cli.json {
+        writeln!(out, "{}", summary.to_json(&per_stage))?;
+    }
+    if cli.stats {
+        write_stats_table(&mut out, &per_stage)?;
+    }
+    out.flush()?;
+    if let Some(file) = draw_file.as_mut() {
+        let drawings: Vec<StageDrawing> = outcome
+            .stages
+            .iter()
+            .map(|s| StageDrawing {
+                primes: s.primes.clone(),
+                items_in: s.items_in,
+                items_out: s.items_out,
+                blocked_ns: s.blocked_full_ns + s.blocked_empty_ns,
+            })
+            .collect();
+        file.write_all(draw_svg(&drawings, outcome.count as u64).as_bytes())?;
+    }
+    if cli.verify {
+        let reference = sieve::reference::primes_up_to(cli.max_number);
+        if let Some((index, ours, theirs)) = first_difference(&outcome.primes, &reference) {
+            return Err(Failure {
+                message: format!(
+                    "verify: results differ from the reference at prime #{index}: {} here, {} in the reference",
+                    show(ours),
+                    show(theirs)
+                ),
+                code: 1,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn show(v: Option<u64>) -> String {
+    v.map_or_else(|| "nothing".into(), |v| v.to_string())
+}
+
+/// Runs the chosen mode; prints primes to `out` as they come if given.
+fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result<Outcome, Failure> {
+    let keep_all = cli.verify;
+    let mut outcome = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
+    let mut printer = match out {
+        Some(out) => Some(PrimePrinter::start(out)?),
+        None => None,
+    };
+    let mut take = |p: u64, outcome: &mut Outcome| -> io::Result<()> {
+        outcome.count += 1;
+        outcome.sum += u128::from(p);
+        outcome.largest = Some(p);
+        if keep_all {
+            outcome.primes.push(p);
+        }
+        if let Some(printer) = printer.as_mut() {
+            printer.push(p)?;
+        }
+        Ok(())
+    };
+    match cli.mode {
+        Mode::Pipeline => {
+            let config = PipelineConfig {
+                max_number: cli.max_number,
+                stage_size: cli.stage_size as usize,
+                queue_depth: cli.queue_depth as usize,
+                sqrt_cutoff: cli.sqrt_cutoff,
+            };
+            let mut collected = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
+            let stages = run_pipeline(&config, |p| take(p, &mut collected)).map_err(pipeline_failure)?;
+            outcome = Outcome { stages, ..collected };
+        }
+        Mode::Sequential => {
+            let result = sieve::sequential::run_sequential(cli.max_number, cli.stage_size as usize, cli.sqrt_cutoff);
+            for &p in &result.primes {
+                take(p, &mut outcome)?;
+            }
+            outcome.stages = result
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, primes)| StageReport {
+                    index: i as u64,
+                    first_prime: primes.first().copied().unwrap_or(0),
+                    primes: primes.clone(),
+                    ..StageReport::default()
+                })
+                .collect();
+        }
+        Mode::Reference => {
+            let mut error = None;
+            sieve::reference::for_each_prime_up_to(cli.max_number, |p| {
+                if error.is_none() {
+                    error = take(p, &mut outcome).err();
+                }
+            });
+            if let Some(e) = error {
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some(printer) = printer {
+        printer.finish()?;
+    }
+    Ok(outcome)
+}
+
+fn pipeline_failure(e: PipelineError) -> Failure {
+    let code = match &e {
+        PipelineError::Runtime(runtime::RuntimeError::Interrupted(signal)) => 128 + *signal as u8,
+        _ => 1,
+    };
+    Failure { message: e.to_string(), code }
+}
+
+fn stage_stats(s: &StageReport) -> StageStats {
+    StageStats {
+        index: s.index as usize,
+        first_prime: s.first_prime,
+        primes_held: s.primes.len(),
+        items_in: s.items_in,
+        items_out: s.items_out,
+        blocked_full_ns: s.blocked_full_ns,
+        blocked_empty_ns: s.blocked_empty_ns,
+        futex_waits: s.futex_waits,
+    }
+}
+
+fn write_stats_table(out: &mut impl Write, stages: &[StageStats]) -> io::Result<()> {
+    writeln!(
+        out,
+        "\n{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8}",
+        "stage", "first", "held", "in", "out", "blocked_full", "blocked_empty", "waits"
+    )?;
+    for s in stages {
+        writeln!(
+            out,
+            "{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8}",
+            s.index,
+            s.first_prime,
+            s.primes_held,
+            s.items_in,
+            s.items_out,
+            sieve::draw::format_ns(s.blocked_full_ns),
+            sieve::draw::format_ns(s.blocked_empty_ns),
+            s.futex_waits
+        )?;
+    }
+    Ok(())
+}
+
+/// CPU seconds (user + system) of this process and every reaped descendant: the run's stages
+/// are reaped by its fork server, which this process reaps.
+fn cpu_seconds() -> f64 {
+    let seconds = |who| {
+        // SAFETY: an all-zero rusage is a valid out-parameter.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: usage is a valid out-pointer.
+        unsafe { libc::getrusage(who, &mut usage) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    };
+    seconds(libc::RUSAGE_SELF) + seconds(libc::RUSAGE_CHILDREN)
+}

@@ -1,0 +1,386 @@
+//! The pipeline mode: every stage its own process, numbers flowing through shm-queue rings.
+//!
+//! Shape, as in the original: a source process feeds `3..=N` and an end-of-stream mark into a
+//! bounded queue; stage 0 starts holding 2 and writes to the sink, which the root "primed" with
+//! 2; a full stage has the runtime start a new stage process with the next relatively prime
+//! number, hands it the writing end of the sink, and from then on forwards into the new queue.
+//!
+//! After the end-of-stream mark every stage reports its primes and counters to the root. To
+//! keep that O(primes held) however deep the pipeline, reports travel on the sink itself: the
+//! deepest stage holds the sink's writing end, writes its report, and hands the end *back* to
+//! its parent in its exit result; the parent adopts it once it has joined the child, writes its
+//! own report, and so on up to stage 0, which closes the sink. The root reads primes until the
+//! mark, then reports (deepest first, the order in which the original prints them) until the
+//! sink is closed.
+
+use bytemuck::{Pod, Zeroable};
+use runtime::{Entry, QueueName, RunHandle, Runtime, RuntimeError, StageResult};
+use shm_queue::{Handover, PopError, Producer, PushError, Queue, QueueOptions, Spsc, WakePolicy};
+use thiserror::Error;
+
+use crate::stage_logic::{StageState, Verdict};
+
+/// The end-of-stream mark (numbers are at least 2).
+const END: u64 = 0;
+/// Words of a report before the stage's primes.
+const REPORT_HEADER: usize = 9;
+/// Items moved per chunk (at most the queue depth).
+const BATCH: usize = 4096;
+
+/// How a pipeline run is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// N: the source feeds `3..=N`.
+    pub max_number: u64,
+    /// S: primes a stage holds before it starts the next.
+    pub stage_size: usize,
+    /// Items each queue holds (the original's `MAX_QUEUE_DEPTH`: 10).
+    pub queue_depth: usize,
+    /// Stages whose first prime p has p·p > N forward without testing.
+    pub sqrt_cutoff: bool,
+}
+
+/// One stage's report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StageReport {
+    /// Position in the chain (0 holds 2).
+    pub index: u64,
+    /// The prime it started with.
+    pub first_prime: u64,
+    /// Its primes.
+    pub primes: Vec<u64>,
+    /// Numbers received (end mark excluded).
+    pub items_in: u64,
+    /// Numbers forwarded.
+    pub items_out: u64,
+    /// Nanoseconds blocked on a full output.
+    pub blocked_full_ns: u64,
+    /// Nanoseconds blocked on an empty input.
+    pub blocked_empty_ns: u64,
+    /// FUTEX_WAIT calls it made.
+    pub futex_waits: u64,
+    /// Divisibility tests it did.
+    pub tests_done: u64,
+}
+
+/// Why a pipeline run failed.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The runtime reported a failure (a stage failed, or the run was interrupted).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A queue operation failed outside of a run failure.
+    #[error("queue: {0}")]
+    Pop(#[from] PopError),
+    /// A push failed outside of a run failure.
+    #[error("queue: {0}")]
+    Push(PushError<()>),
+    /// Making or attaching a queue failed.
+    #[error("queue: {0}")]
+    Queue(String),
+    /// The sink carried something that is not a report.
+    #[error("malformed stage report on the sink")]
+    MalformedReport,
+    /// Writing the output failed.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl<T> From<PushError<T>> for PipelineError {
+    fn from(e: PushError<T>) -> Self {
+        Self::Push(e.without_item())
+    }
+}
+
+macro_rules! queue_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for PipelineError {
+            fn from(e: $t) -> Self {
+                Self::Queue(e.to_string())
+            }
+        }
+    )*};
+}
+queue_error!(shm_queue::CreateError, shm_queue::OpenError, shm_queue::AttachError);
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct SourceArgs {
+    max_number: u64,
+    output: QueueName,
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct StageArgs {
+    first_prime: u64,
+    max_number: u64,
+    index: u64,
+    input: QueueName,
+    sink: QueueName,
+    sink_end: Handover,
+    next: Entry<StageArgs>,
+    stage_size: u32,
+    queue_depth: u32,
+    sqrt_cutoff: u32,
+}
+
+fn queue_options(depth: usize) -> QueueOptions {
+    // Wake a sleeping peer only at the ring's edges: waking per item across CPUs costs far more
+    // than the item. Every stage flushes before it waits on its input, so nothing is stranded.
+    QueueOptions::with_depth(depth).wake(WakePolicy::at_edges(depth))
+}
+
+/// Runs the pipeline. Calls `on_prime` for every prime the root receives, in order (2 first),
+/// and returns the stages' reports, stage 0 first.
+///
+/// # Errors
+/// The run's failure (`Runtime`), or an output error from `on_prime`.
+pub fn run_pipeline(
+    config: &PipelineConfig,
+    mut on_prime: impl FnMut(u64) -> std::io::Result<()>,
+) -> Result<Vec<StageReport>, PipelineError> {
+    let mut builder = Runtime::builder();
+    let source = builder.register("source", source_main);
+    let stage = builder.register("sieve-stage", stage_main);
+    let run = builder.start()?;
+    match drive(&run, config, source, stage, &mut on_prime) {
+        Ok(reports) => {
+            run.finish()?;
+            Ok(reports)
+        }
+        Err(e) => {
+            // The run's own failure explains a poisoned queue better than the queue does.
+            let failure = run.failure();
+            drop(run);
+            Err(failure.map_or(e, PipelineError::Runtime))
+        }
+    }
+}
+
+fn drive(
+    run: &RunHandle,
+    config: &PipelineConfig,
+    source: Entry<SourceArgs>,
+    stage: Entry<StageArgs>,
+    on_prime: &mut dyn FnMut(u64) -> std::io::Result<()>,
+) -> Result<Vec<StageReport>, PipelineError> {
+    let options = queue_options(config.queue_depth);
+    let (numbers, numbers_name) = run.create_queue::<u64, Spsc>(options)?;
+    let (sink, sink_name) = run.create_queue::<u64, Spsc>(options)?;
+    let mut results = sink.consumer()?;
+    let mut prime_the_sink = sink.producer()?;
+    prime_the_sink.push(2)?;
+    let sink_end = prime_the_sink.into_handover();
+    drop(numbers);
+    let source = run.spawn(source, &SourceArgs { max_number: config.max_number, output: numbers_name })?;
+    let first = run.spawn(
+        stage,
+        &StageArgs {
+            first_prime: 2,
+            max_number: config.max_number,
+            index: 0,
+            input: numbers_name,
+            sink: sink_name,
+            sink_end,
+            next: stage,
+            stage_size: config.stage_size as u32,
+            queue_depth: config.queue_depth as u32,
+            sqrt_cutoff: u32::from(config.sqrt_cutoff),
+        },
+    )?;
+    // Primes until the end mark, then report words until the sink closes.
+    let mut report_words = Vec::new();
+    let mut in_reports = false;
+    loop {
+        let chunk = match results.read_chunk(BATCH) {
+            Ok(chunk) => chunk,
+            Err(PopError::Disconnected) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if in_reports {
+            report_words.extend_from_slice(&chunk);
+            continue;
+        }
+        for (i, &n) in chunk.iter().enumerate() {
+            if n == END {
+                in_reports = true;
+                report_words.extend_from_slice(&chunk[i + 1..]);
+                break;
+            }
+            on_prime(n)?;
+        }
+    }
+    source.join()?;
+    first.join()?;
+    let mut reports = parse_reports(&report_words)?;
+    reports.sort_by_key(|r| r.index);
+    Ok(reports)
+}
+
+fn parse_reports(mut words: &[u64]) -> Result<Vec<StageReport>, PipelineError> {
+    let mut reports = Vec::new();
+    while !words.is_empty() {
+        let header = words.get(..REPORT_HEADER).ok_or(PipelineError::MalformedReport)?;
+        let count = usize::try_from(header[2]).map_err(|_| PipelineError::MalformedReport)?;
+        let primes =
+            words.get(REPORT_HEADER..REPORT_HEADER.saturating_add(count)).ok_or(PipelineError::MalformedReport)?;
+        reports.push(StageReport {
+            index: header[0],
+            first_prime: header[1],
+            items_in: header[3],
+            items_out: header[4],
+            blocked_full_ns: header[5],
+            blocked_empty_ns: header[6],
+            futex_waits: header[7],
+            tests_done: header[8],
+            primes: primes.to_vec(),
+        });
+        words = &words[REPORT_HEADER + count..];
+    }
+    Ok(reports)
+}
+
+/// The source: `3..=N` in chunks written in place, then the end mark.
+fn source_main(_run: &RunHandle, args: SourceArgs) -> StageResult {
+    let mut out = Queue::<u64, Spsc>::open(args.output.as_str())?.producer()?;
+    let mut next = 3u64;
+    while next <= args.max_number {
+        let mut chunk = out.write_chunk(BATCH)?;
+        let room = chunk.len() as u64;
+        let last = args.max_number.min(next.saturating_add(room - 1));
+        for (slot, n) in chunk.as_mut_slice().iter_mut().zip(next..=last) {
+            slot.write(n);
+        }
+        if last - next + 1 < room {
+            // The last chunk is shorter than the room we got: reserve exactly what we write.
+            drop(chunk);
+            let mut exact = out.write_chunk((last - next + 1) as usize)?;
+            let len = exact.len() as u64;
+            for (slot, n) in exact.as_mut_slice().iter_mut().zip(next..) {
+                slot.write(n);
+            }
+            exact.commit();
+            next += len;
+            continue;
+        }
+        chunk.commit();
+        if last == args.max_number {
+            break;
+        }
+        next = last + 1;
+    }
+    out.push(END)?;
+    Ok(0)
+}
+
+/// Counts of one output end while this stage held it.
+#[derive(Default)]
+struct Blocked {
+    ns: u64,
+    futex_waits: u64,
+}
+
+fn producer_side(p: &Producer<u64, Spsc>) -> (u64, u64) {
+    let s = p.stats().producer;
+    (s.blocked_ns, s.futex_waits)
+}
+
+/// One stage: the original's loop, over chunks read in place.
+fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
+    let mut input = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?;
+    let sink = Queue::<u64, Spsc>::open(args.sink.as_str())?;
+    let mut out = sink.adopt_producer(args.sink_end)?;
+    let mut state = StageState::new(args.first_prime, args.stage_size as usize);
+    if args.sqrt_cutoff != 0 {
+        state = state.with_sqrt_cutoff(args.max_number);
+    }
+    let mut out_blocked = Blocked::default();
+    let mut held_since = producer_side(&out);
+    let mut child = None;
+    let mut forward: Vec<u64> = Vec::with_capacity(BATCH);
+    let (mut items_in, mut items_out) = (0u64, 0u64);
+    'stream: loop {
+        if input.is_empty() {
+            // About to wait on the input: first wake whoever waits on what we have written.
+            out.flush();
+        }
+        let chunk = input.read_chunk(BATCH)?;
+        let mut ended = false;
+        for &n in chunk.iter() {
+            if n == END {
+                ended = true;
+                break;
+            }
+            items_in += 1;
+            match state.offer(n) {
+                Verdict::Drop => {}
+                Verdict::Forward | Verdict::Keep => forward.push(n),
+                Verdict::SpawnWith => {
+                    forward.push(n);
+                    out.push_slice(&forward).map_err(|e| e.without_item())?;
+                    items_out += forward.len() as u64;
+                    forward.clear();
+                    // Splice a new stage in between us and the sink: it gets the sink's
+                    // writing end, we write into its input from now on.
+                    let (queue, name) = run.create_queue::<u64, Spsc>(queue_options(args.queue_depth as usize))?;
+                    let next_input = queue.producer()?;
+                    let sink_end = std::mem::replace(&mut out, next_input);
+                    let (ns, waits) = producer_side(&sink_end);
+                    out_blocked.ns += ns - held_since.0;
+                    out_blocked.futex_waits += waits - held_since.1;
+                    held_since = (0, 0);
+                    let sink_end = sink_end.into_handover();
+                    child = Some(run.spawn(
+                        args.next,
+                        &StageArgs { first_prime: n, index: args.index + 1, input: name, sink_end, ..args },
+                    )?);
+                }
+            }
+        }
+        drop(chunk);
+        if !forward.is_empty() {
+            out.push_slice(&forward).map_err(|e| e.without_item())?;
+            items_out += forward.len() as u64;
+            forward.clear();
+        }
+        if ended {
+            break 'stream;
+        }
+    }
+    out.push(END)?;
+    out.flush();
+    let (ns, waits) = producer_side(&out);
+    out_blocked.ns += ns - held_since.0;
+    out_blocked.futex_waits += waits - held_since.1;
+    // The sink's writing end comes back from our child once it has reported.
+    let mut sink_end = match child {
+        Some(child) => {
+            drop(out);
+            let back = child.join()?.result;
+            sink.adopt_producer(Handover { slot: (back >> 32) as u32, role: back as u32 })?
+        }
+        None => out,
+    };
+    let input_side = input.stats().consumer;
+    let primes = state.primes();
+    let mut report = vec![
+        args.index,
+        args.first_prime,
+        primes.len() as u64,
+        items_in,
+        items_out,
+        out_blocked.ns,
+        input_side.blocked_ns,
+        out_blocked.futex_waits + input_side.futex_waits,
+        state.tests_done(),
+    ];
+    report.extend_from_slice(&primes);
+    sink_end.push_slice(&report).map_err(|e| e.without_item())?;
+    if args.index == 0 {
+        // The last report: closing the sink tells the root there is nothing more.
+        return Ok(0);
+    }
+    let token = sink_end.into_handover();
+    Ok(u64::from(token.slot) << 32 | u64::from(token.role))
+}
