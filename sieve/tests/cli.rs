@@ -1,0 +1,233 @@
+//! The `sieve` binary end to end: output, modes, verification, bad arguments, failures.
+//! Each test runs the binary as a child process (fork + exec, safe from a threaded harness).
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn sieve(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sieve")).args(args).output().expect("run sieve")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+const ORIGINAL_N100_S3: &str = "Prime numbers:\n2 3 5 7 11 13 17 19 23 29 31 37 41 43 47 53 59 61 67 71 73 79 83 89 97 \n\nprimes in pipeline stage are [97]\n\nprimes in pipeline stage are [79, 83, 89]\n\nprimes in pipeline stage are [67, 71, 73]\n\nprimes in pipeline stage are [53, 59, 61]\n\nprimes in pipeline stage are [41, 43, 47]\n\nprimes in pipeline stage are [29, 31, 37]\n\nprimes in pipeline stage are [17, 19, 23]\n\nprimes in pipeline stage are [7, 11, 13]\n\nprimes in pipeline stage are [2, 3, 5]\n";
+
+#[test]
+fn default_output_is_the_originals_byte_for_byte() {
+    let out = sieve(&["--max-number", "100", "--stage-size", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), ORIGINAL_N100_S3);
+    assert_eq!(stderr(&out), "", "nothing on stderr");
+}
+
+#[test]
+fn sequential_mode_prints_the_same_as_the_pipeline() {
+    let out = sieve(&["--max-number", "100", "--stage-size", "3", "--mode", "sequential"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), ORIGINAL_N100_S3);
+}
+
+/// `count=… sum=… largest=… stages=…` without the wall time.
+fn quiet_fields(args: &[&str]) -> String {
+    let out = sieve(args);
+    assert!(out.status.success(), "sieve {args:?}: {}", stderr(&out));
+    let line = stdout(&out);
+    line.split_whitespace().filter(|f| !f.starts_with("wall=")).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn count_sum_and_stages_agree_with_the_reference_over_a_table_of_shapes() {
+    let cases: &[(u64, u32, u32, &str)] = &[
+        (2, 3, 10, "count=1 sum=2 largest=2 stages=1"),
+        (3, 3, 10, "count=2 sum=5 largest=3 stages=1"),
+        (100, 1, 10, "count=25 sum=1060 largest=97 stages=25"),
+        (100, 3, 1, "count=25 sum=1060 largest=97 stages=9"),
+        (1000, 7, 3, "count=168 sum=76127 largest=997 stages=24"),
+        (100_000, 100, 10, "count=9592 sum=454396537 largest=99991 stages=96"),
+        (100_000, 100, 1024, "count=9592 sum=454396537 largest=99991 stages=96"),
+    ];
+    for &(n, s, d, expected) in cases {
+        let (n, s, d) = (n.to_string(), s.to_string(), d.to_string());
+        let args = ["--max-number", &n, "--stage-size", &s, "--queue-depth", &d, "--quiet", "--verify"];
+        assert_eq!(quiet_fields(&args), expected, "pipeline N={n} S={s} D={d}");
+        let mut seq = args.to_vec();
+        seq.extend(["--mode", "sequential"]);
+        assert_eq!(quiet_fields(&seq), expected, "sequential N={n} S={s}");
+        let reference = quiet_fields(&["--max-number", &n, "--quiet", "--mode", "reference"]);
+        let (without_stages, _) = expected.rsplit_once(' ').unwrap();
+        assert_eq!(reference, format!("{without_stages} stages=0"), "reference N={n}");
+    }
+}
+
+#[test]
+fn sqrt_cutoff_changes_nothing_but_the_work() {
+    let plain = quiet_fields(&["--max-number", "20000", "--stage-size", "5", "--quiet"]);
+    let cut = quiet_fields(&["--max-number", "20000", "--stage-size", "5", "--quiet", "--sqrt-cutoff"]);
+    assert_eq!(plain, cut);
+    let a = sieve(&["--max-number", "2000", "--stage-size", "5"]);
+    let b = sieve(&["--max-number", "2000", "--stage-size", "5", "--sqrt-cutoff"]);
+    assert_eq!(stdout(&a), stdout(&b), "same output, stage lines included");
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let out = sieve(&["--max-number", "1000", "--stage-size", "10", "--json"]);
+    assert!(out.status.success());
+    let json = stdout(&out);
+    assert_eq!(json.lines().count(), 1, "one object on one line");
+    for field in [
+        "\"count\":168",
+        "\"sum\":76127",
+        "\"largest\":997",
+        "\"stages\":",
+        "\"max_number\":1000",
+        "\"stage_size\":10",
+        "\"queue_depth\":10",
+        "\"mode\":\"pipeline\"",
+        "\"wall_s\":",
+        "\"cpu_s\":",
+        "\"per_stage\":[",
+        "\"items_in\":",
+    ] {
+        assert!(json.contains(field), "{field} missing from {json}");
+    }
+}
+
+#[test]
+fn stats_and_draw_describe_the_pipeline() {
+    let dir = std::env::temp_dir().join(format!("sieve-draw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("pipeline.svg");
+    let out = sieve(&["--max-number", "100", "--stage-size", "3", "--stats", "--draw", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(ORIGINAL_N100_S3), "the stats table follows the original output");
+    assert!(text.contains("blocked_full"), "{text}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains("79"), "a picture with the stages' primes");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_get_one_line_and_a_nonzero_exit() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--stage-size", "0"], "--stage-size must be at least 1"),
+        (&["--max-number", "1"], "--max-number must be at least 2"),
+        (&["--queue-depth", "0"], "--queue-depth must lie in"),
+        (&["--max-number", "ten"], "invalid value 'ten'"),
+        (&["--max-number", "-5"], "unexpected argument"),
+        (&["--stage-size", "99999999999"], "invalid value"),
+        (&["--mode", "quantum"], "invalid value 'quantum'"),
+        (&["--draw", "/nonexistent-dir/x.svg"], "cannot write /nonexistent-dir/x.svg"),
+        (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+    ];
+    for (args, needle) in cases {
+        let out = sieve(args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(err.starts_with("sieve: ") && err.contains(needle), "{args:?}: {err:?}");
+        assert!(!err.contains("panicked"), "{args:?}: no panic");
+        assert!(stdout(&out).is_empty(), "{args:?}: no output");
+    }
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        if stat[close + 2..].split_ascii_whitespace().nth(1).and_then(|s| s.parse().ok()) == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn segments_of(root: u32) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| n.starts_with(&format!("shmpipe.{root}.")))
+        .collect()
+}
+
+/// Starts a long run and returns it once its stages exist: (child, server pid, stage pids).
+fn long_run(extra: &[&str]) -> (std::process::Child, u32, Vec<u32>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
+        .args(["--max-number", "100000000", "--stage-size", "50", "--quiet"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the run never grew stages");
+        if let Some(server) = children_of(child.id()).first().copied() {
+            let stages = children_of(server);
+            if stages.len() >= 4 {
+                return (child, server, stages);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("the run ended before it could be interrupted");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn assert_nothing_left(root: u32, server: u32, stages: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stages.iter().chain([&server]).any(|p| std::path::Path::new(&format!("/proc/{p}")).exists()) {
+        assert!(Instant::now() < deadline, "processes of the run are left");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(segments_of(root).is_empty(), "segments left: {:?}", segments_of(root));
+}
+
+#[test]
+fn kill_9_of_a_stage_ends_the_run_with_a_clear_error_and_leaves_nothing() {
+    let (child, server, stages) = long_run(&[]);
+    let victim = stages[stages.len() / 2];
+    // SAFETY: a process of the run we started.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let root = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains(&format!("pid {victim}) failed: signal 9 (SIGKILL)")), "{err:?}");
+    assert_nothing_left(root, server, &stages);
+}
+
+#[test]
+fn sigint_to_the_root_exits_130_and_leaves_nothing() {
+    let (child, server, stages) = long_run(&[]);
+    let root = child.id();
+    // SAFETY: the run we started.
+    unsafe { libc::kill(root as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted by signal 2"));
+    assert_nothing_left(root, server, &stages);
+}
+
+#[test]
+fn sigterm_to_the_root_exits_143() {
+    let (child, server, stages) = long_run(&["--queue-depth", "1024"]);
+    let root = child.id();
+    // SAFETY: the run we started.
+    unsafe { libc::kill(root as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert_nothing_left(root, server, &stages);
+}
