@@ -79,7 +79,6 @@ mod endpoint;
 pub mod futex;
 #[cfg(not(loom))]
 mod inspect;
-#[cfg(not(loom))]
 mod liveness;
 #[cfg(not(loom))]
 mod producer;
@@ -110,7 +109,6 @@ pub use control::MAX_ENDPOINTS;
 pub use endpoint::{EndpointInfo, EndpointState, Role};
 #[cfg(not(loom))]
 pub use inspect::Inspector;
-#[cfg(not(loom))]
 pub use liveness::{Liveness, ProcessId};
 #[cfg(not(loom))]
 pub use producer::{Producer, WriteChunk};

@@ -259,3 +259,6 @@ impl<T> RawRing<T> {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
