@@ -12,7 +12,8 @@
 //! - [`output`]: the original's text output, byte for byte;
 //! - [`summary`]: JSON and one-line run summaries;
 //! - [`draw`]: an SVG picture of the grown pipeline;
-//! - [`pipeline`]: the real thing, every stage its own process on the shmpipe runtime.
+//! - [`pipeline`]: the real thing, every stage its own process on the shmpipe runtime;
+//! - [`progress`]: a progress line on a terminal's stderr for long runs.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod divisibility;
 pub mod draw;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod reference;
 pub mod sequential;
 pub mod stage_logic;

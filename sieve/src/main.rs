@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use sieve::draw::{draw_svg, StageDrawing};
 use sieve::output::{write_stage_lines, PrimePrinter};
 use sieve::pipeline::{run_pipeline, PipelineConfig, PipelineError, StageReport};
+use sieve::progress::Progress;
 use sieve::summary::{first_difference, StageStats, Summary};
 
 /// The dynamic prime-number pipeline: a source feeds 3..=N through a chain of stage processes,
@@ -223,7 +224,9 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
         Some(out) => Some(PrimePrinter::start(out)?),
         None => None,
     };
+    let mut progress = Progress::new(cli.max_number);
     let mut take = |p: u64, outcome: &mut Outcome| -> io::Result<()> {
+        progress.tick(p);
         outcome.count += 1;
         outcome.sum += u128::from(p);
         outcome.largest = Some(p);
@@ -276,6 +279,8 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
             }
         }
     }
+    drop(take);
+    progress.finish();
     if let Some(printer) = printer {
         printer.finish()?;
     }
