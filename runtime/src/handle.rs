@@ -13,8 +13,11 @@ use crate::prefix::RunPrefix;
 use crate::request::{QueueName, SpawnRequest, ARGS_MAX};
 use crate::table::{exit_kind, sleep_on, state, StageId, Table};
 
-/// How long a waiter sleeps before re-checking the run for failure.
-const RECHECK: Duration = Duration::from_millis(50);
+/// How long a joiner sleeps before re-checking the run for failure. Long, because every way a
+/// join can end wakes it: the stage's own exit record, and the server's record when it reaps a
+/// stage (which it kills on any failure). With thousands of stages joining at once, a short
+/// re-check would be a storm of wake-ups.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// A process's view of its run: spawn stages, make queues, join stages. The root gets one from
 /// [`Run`](crate::Run) (by `Deref`); a stage gets one as its entry point's first argument.

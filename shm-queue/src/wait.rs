@@ -56,7 +56,7 @@ impl Spin {
 
 /// Whether the peer can be running while we spin: more than one CPU is online and no more
 /// processes are runnable than there are CPUs. Sampled from `/proc/loadavg` at most every
-/// 10 ms per process; spinning when processes outnumber cores only steals the peer's CPU.
+/// 50 ms per process; spinning when processes outnumber cores only steals the peer's CPU.
 fn spinning_can_pay() -> bool {
     static CPUS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static LAST_SAMPLE_MS: StdAtomicU64 = StdAtomicU64::new(0);
@@ -68,7 +68,7 @@ fn spinning_can_pay() -> bool {
     }
     let now_ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
     let last = LAST_SAMPLE_MS.load(std::sync::atomic::Ordering::Relaxed);
-    if last != 0 && now_ms.saturating_sub(last) < 10 {
+    if last != 0 && now_ms.saturating_sub(last) < 50 {
         return LAST_VERDICT.load(std::sync::atomic::Ordering::Relaxed) == 1;
     }
     let verdict = runnable_processes().is_some_and(|running| running <= cpus);
