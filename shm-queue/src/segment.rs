@@ -238,6 +238,12 @@ pub(crate) fn open(name: &ShmName) -> Result<Opened, OpenError> {
         if state == INIT_READY {
             break;
         }
+        // SAFETY: in bounds as above; a plain u64 read.
+        let magic = unsafe { std::ptr::read_volatile(header_ptr.cast::<u64>()) };
+        if magic != 0 && magic != crate::header::MAGIC {
+            // Not ours, and not one being initialised (that shows zeros or our magic).
+            return Err(OpenError::BadMagic(name.to_string()));
+        }
         if Instant::now() >= deadline {
             // Never READY: a creator that died mid-way, or not one of our segments at all.
             // SAFETY: in bounds as above; a plain u64 read.

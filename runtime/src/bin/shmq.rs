@@ -1,0 +1,263 @@
+//! `shmq`: look at and clean up shmpipe's shared-memory segments on this node.
+//!
+//! ```text
+//! shmq ls                 every queue segment and run table in /dev/shm, with owners
+//! shmq stat NAME          one queue's header, counters and endpoints
+//! shmq clean [--dry-run]  remove segments whose processes are all dead
+//! shmq bench              a ~10 s smoke run: cross-process throughput and round trip
+//! ```
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use shm_queue::{EndpointState, Inspector, OpenError, Queue, QueueOptions, Spsc};
+
+const USAGE: &str = "usage: shmq ls | shmq stat NAME | shmq clean [--dry-run] | shmq bench";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match words.as_slice() {
+        ["ls"] => ls(),
+        ["stat", name] => stat(name),
+        ["clean"] => clean(false),
+        ["clean", "--dry-run"] => clean(true),
+        ["bench"] => bench(),
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown command line {:?}; {USAGE}", words.join(" "))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("shmq: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every entry of /dev/shm, with a leading `/`.
+fn all_segments() -> Result<Vec<String>, String> {
+    shm_queue::list("").map_err(|e| format!("cannot read {}: {e}", shm_queue::SHM_DIR))
+}
+
+fn alive(alive: bool) -> &'static str {
+    if alive {
+        "alive"
+    } else {
+        "dead"
+    }
+}
+
+fn ls() -> Result<(), String> {
+    println!(
+        "{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} endpoints",
+        "name", "kind", "element", "capacity", "fill", "owner"
+    );
+    for name in all_segments()? {
+        match Inspector::open(&name) {
+            Ok(queue) => {
+                let header = queue.header();
+                let stats = queue.stats();
+                let endpoints: Vec<String> = queue
+                    .endpoints()
+                    .iter()
+                    .map(|e| {
+                        let state = match e.state {
+                            EndpointState::Attached => "",
+                            EndpointState::HandedOver => " handed-over",
+                            EndpointState::Dead => " marked-dead",
+                        };
+                        format!("{}:{}({}{state})", e.role.as_str(), e.owner.pid, alive(e.alive))
+                    })
+                    .collect();
+                println!(
+                    "{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} {}",
+                    name,
+                    header.kind.as_str(),
+                    format!("{}B {}", header.element.size, short(&header.element.name)),
+                    header.capacity,
+                    stats.len,
+                    format!("{} ({})", header.creator.pid, alive(header.creator.is_alive())),
+                    if endpoints.is_empty() { "-".to_owned() } else { endpoints.join(" ") }
+                );
+            }
+            Err(OpenError::BadMagic(_)) | Err(OpenError::Truncated { .. }) => {
+                if let Some(root) = runtime::root_of(&name) {
+                    println!(
+                        "{:<48} {:<5} {:<24} {:>9} {:>9}  {} ({})",
+                        name,
+                        "run",
+                        "-",
+                        "-",
+                        "-",
+                        root.pid,
+                        alive(root.is_alive())
+                    );
+                }
+            }
+            Err(e) => println!("{name:<48} unreadable: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn short(type_name: &str) -> &str {
+    type_name.rsplit("::").next().unwrap_or(type_name)
+}
+
+fn stat(name: &str) -> Result<(), String> {
+    let queue = Inspector::open(name).map_err(|e| format!("{name}: {e}"))?;
+    let h = queue.header();
+    let s = queue.stats();
+    println!("name        {name}");
+    println!("kind        {}", h.kind);
+    println!("element     {}", h.element);
+    println!("capacity    {} (bound {})", h.capacity, h.bound);
+    println!("wake        {:?}, re-check every {} ms", h.wake, h.recheck_ms);
+    println!("creator     pid {} ({})", h.creator.pid, alive(h.creator.is_alive()));
+    println!("pushed      {}", s.pushed);
+    println!("popped      {}", s.popped);
+    println!("fill        {}", s.len);
+    println!("producers   {}{}", s.producers, if s.producers_gone { " (all gone)" } else { "" });
+    println!("consumers   {}{}", s.consumers, if s.consumers_gone { " (all gone)" } else { "" });
+    println!(
+        "state       {}",
+        match (s.poisoned, s.dead_peer) {
+            (true, Some(pid)) => format!("poisoned: peer {pid} died"),
+            (true, None) => "poisoned".to_owned(),
+            _ => "ok".to_owned(),
+        }
+    );
+    for (side, c) in [("producers", s.producer), ("consumers", s.consumer)] {
+        println!(
+            "{side:<11} blocked {} times for {:.3} ms, {} futex waits, {} wakes sent",
+            c.blocked,
+            c.blocked_ns as f64 / 1e6,
+            c.futex_waits,
+            c.futex_wakes
+        );
+    }
+    for e in queue.endpoints() {
+        println!(
+            "endpoint    slot {} {} pid {} ({}) {:?}",
+            e.slot,
+            e.role.as_str(),
+            e.owner.pid,
+            alive(e.alive),
+            e.state
+        );
+    }
+    Ok(())
+}
+
+fn clean(dry_run: bool) -> Result<(), String> {
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let mut removed = 0;
+    // Runs whose root died: everything under their prefix.
+    let runs = if dry_run { runtime::find_stale() } else { runtime::remove_stale() }.map_err(|e| e.to_string())?;
+    for name in &runs.removed {
+        println!("{verb} {name} (its run's root is dead)");
+        removed += 1;
+    }
+    // Queues made outside the runtime: stale when their creator and every endpoint are dead.
+    for name in all_segments()? {
+        if runtime::root_of(&name).is_some() {
+            continue; // a run's segment: decided above, by its root
+        }
+        let Ok(queue) = Inspector::open(&name) else { continue }; // not ours: never touched
+        if !queue.is_stale() {
+            continue;
+        }
+        if !dry_run && shm_queue::unlink(&name).is_err() {
+            continue; // another cleaner won
+        }
+        println!("{verb} {name} (creator and endpoints dead)");
+        removed += 1;
+    }
+    println!("{removed} segment(s) {verb}");
+    Ok(())
+}
+
+fn bench() -> Result<(), String> {
+    let name = format!("/shmq-bench-{}", std::process::id());
+    let items: u64 = 200_000_000;
+    let queue = Queue::<u64, Spsc>::create_with(&name, QueueOptions::new(65536)).map_err(|e| e.to_string())?;
+    // SAFETY: shmq is single-threaded.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let code = Queue::<u64, Spsc>::open(&name)
+            .ok()
+            .and_then(|q| q.producer().ok())
+            .map(|mut tx| {
+                let mut next = 0u64;
+                while next < items {
+                    let Ok(mut chunk) = tx.write_chunk((items - next).min(4096) as usize) else { return 1 };
+                    for slot in chunk.as_mut_slice() {
+                        slot.write(next);
+                        next += 1;
+                    }
+                    chunk.commit();
+                }
+                0
+            })
+            .unwrap_or(1);
+        // SAFETY: leave the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut rx = queue.consumer().map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (mut seen, mut sum) = (0u64, 0u64);
+    while let Ok(chunk) = rx.read_chunk(4096) {
+        seen += chunk.len() as u64;
+        sum = chunk.iter().fold(sum, |s, &v| s.wrapping_add(v));
+    }
+    let elapsed = started.elapsed();
+    // SAFETY: reaping our child.
+    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    if seen != items || sum != items * (items - 1) / 2 {
+        return Err(format!("throughput run lost items: {seen} of {items}"));
+    }
+    println!("SPSC chunked, 2 processes: {:.0} M u64/s", items as f64 / elapsed.as_secs_f64() / 1e6);
+    drop(rx);
+    drop(queue);
+    round_trip()
+}
+
+fn round_trip() -> Result<(), String> {
+    let (ping, pong) = (format!("/shmq-ping-{}", std::process::id()), format!("/shmq-pong-{}", std::process::id()));
+    let rounds = 1_000_000u64;
+    let a = Queue::<u64, Spsc>::create(&ping, 16).map_err(|e| e.to_string())?;
+    let b = Queue::<u64, Spsc>::create(&pong, 16).map_err(|e| e.to_string())?;
+    // SAFETY: shmq is single-threaded.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let ok = (|| -> Option<()> {
+            let mut rx = Queue::<u64, Spsc>::open(&ping).ok()?.consumer().ok()?;
+            let mut tx = Queue::<u64, Spsc>::open(&pong).ok()?.producer().ok()?;
+            while let Ok(v) = rx.pop() {
+                tx.push(v).ok()?;
+            }
+            Some(())
+        })();
+        // SAFETY: leave the forked child without running the parent's destructors.
+        unsafe { libc::_exit(i32::from(ok.is_none())) };
+    }
+    let mut tx = a.producer().map_err(|e| e.to_string())?;
+    let mut rx = b.consumer().map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for i in 0..rounds {
+        tx.push(i).map_err(|e| e.to_string())?;
+        if rx.pop_timeout(Duration::from_secs(10)).map_err(|e| e.to_string())? != i {
+            return Err("round trip returned the wrong item".into());
+        }
+    }
+    let elapsed = started.elapsed();
+    drop(tx);
+    // SAFETY: reaping our child.
+    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    println!("SPSC round trip, 2 processes: {:.0} ns", elapsed.as_nanos() as f64 / rounds as f64);
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The `shmq` ops tool: listing, inspecting and cleaning segments.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::process::Command;
+
+use shm_queue::{Queue, Spsc};
+
+fn shmq(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmq")).args(args).output().expect("run shmq");
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn name(what: &str) -> String {
+    format!("/shmq-tool-test-{}-{what}", std::process::id())
+}
+
+/// Byte offset of `creator_pid` in the segment header (format version 1).
+const CREATOR_PID_OFFSET: u64 = 144;
+
+/// Makes a queue segment look as if its creator had died (a pid above the kernel's limit).
+fn orphan(name: &str) {
+    let mut file = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm{name}")).unwrap();
+    file.seek(SeekFrom::Start(CREATOR_PID_OFFSET)).unwrap();
+    file.write_all(&((1u32 << 22) + 1).to_le_bytes()).unwrap();
+}
+
+#[test]
+fn ls_and_stat_show_a_live_queue_with_its_endpoints() {
+    let n = name("live");
+    let queue = Queue::<u64, Spsc>::create(&n, 8).unwrap();
+    let mut tx = queue.producer().unwrap();
+    tx.push(1).unwrap();
+    let (ok, out, _) = shmq(&["ls"]);
+    assert!(ok);
+    let line = out.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(line.contains("SPSC") && line.contains("u64") && line.contains("(alive)"), "{line}");
+    let (ok, out, _) = shmq(&["stat", &n]);
+    assert!(ok);
+    assert!(out.contains("pushed      1") && out.contains("producer pid"), "{out}");
+}
+
+#[test]
+fn clean_removes_only_segments_whose_processes_are_dead() {
+    let (live, stale) = (name("keep"), name("stale"));
+    let _live = Queue::<u64, Spsc>::create(&live, 8).unwrap();
+    let mut dead = Queue::<u64, Spsc>::create(&stale, 8).unwrap();
+    dead.keep_name();
+    drop(dead);
+    orphan(&stale);
+    let (ok, out, _) = shmq(&["clean", "--dry-run"]);
+    assert!(ok && out.contains(&format!("would remove {stale}")), "{out}");
+    assert!(std::path::Path::new(&format!("/dev/shm{stale}")).exists(), "a dry run removes nothing");
+    let (ok, out, _) = shmq(&["clean"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("removed {stale}")), "{out}");
+    assert!(!out.contains(&live), "a live segment is never touched: {out}");
+    assert!(!std::path::Path::new(&format!("/dev/shm{stale}")).exists());
+    assert!(std::path::Path::new(&format!("/dev/shm{live}")).exists());
+}
+
+#[test]
+fn clean_leaves_files_that_are_not_ours() {
+    let path = format!("/dev/shm/shmq-tool-test-{}-foreign", std::process::id());
+    std::fs::write(&path, b"not a queue").unwrap();
+    let (ok, out, _) = shmq(&["clean"]);
+    assert!(ok);
+    assert!(std::path::Path::new(&path).exists(), "{out}");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn bad_usage_is_one_line_and_a_failure() {
+    let (ok, out, err) = shmq(&["frobnicate"]);
+    assert!(!ok && out.is_empty());
+    assert_eq!(err.lines().count(), 1);
+    assert!(err.starts_with("shmq: unknown command line"));
+    let (ok, _, err) = shmq(&["stat", "/shmq-tool-test-no-such"]);
+    assert!(!ok && err.contains("no shared-memory segment named"), "{err}");
+}
