@@ -129,6 +129,10 @@ pub struct Queue<T: Pod, K: Kind = crate::Spsc> {
     wake: WakePolicy,
     recheck: Duration,
     unlink_on_drop: bool,
+    /// The process that made this handle. A copy inherited through `fork` is not the name's
+    /// owner: dropping it in the child must not unlink the name under the parent's feet (as
+    /// `Attached::drop` does not count out an inherited end).
+    owner_pid: u32,
     _kind: PhantomData<K>,
 }
 
@@ -203,7 +207,8 @@ impl<T: Pod, K: Kind> Queue<T, K> {
         // SAFETY: the region was initialised (by us or, for `open`, by a creator whose header
         // we validated) with exactly this layout, kind, capacity and bound.
         let ring = unsafe { RawRing::new(Arc::new(region), layout, K::ID, capacity, bound) };
-        Self { ring, name, wake: options.wake, recheck: options.recheck, unlink_on_drop, _kind: PhantomData }
+        let owner_pid = std::process::id();
+        Self { ring, name, wake: options.wake, recheck: options.recheck, unlink_on_drop, owner_pid, _kind: PhantomData }
     }
 
     /// Maps an existing segment and checks that it holds a queue of kind `K` and element `T`.
@@ -325,7 +330,8 @@ impl<T: Pod, K: Kind> Queue<T, K> {
 
 impl<T: Pod, K: Kind> Drop for Queue<T, K> {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
+        // Only in the process that made the handle: see `owner_pid`.
+        if self.unlink_on_drop && std::process::id() == self.owner_pid {
             if let Some(name) = &self.name {
                 // Already gone is fine: someone cleaned up before us.
                 let _ = crate::segment::unlink(name);
