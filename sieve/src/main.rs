@@ -279,7 +279,6 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
             }
         }
     }
-    drop(take);
     progress.finish();
     if let Some(printer) = printer {
         printer.finish()?;
