@@ -1,6 +1,10 @@
 //! The runtime across real processes: spawn, join, nested spawns, handover, failure, signals,
 //! and cleanup. Every case runs in its own forked process (see `support`).
 
+// The harness of shm-queue's multi-process tests: one forked process per case, checked for
+// leftover processes and segments (including `/shmpipe.<case pid>.*`).
+#[path = "../shm-queue/tests/support/mod.rs"]
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -10,17 +14,36 @@ use runtime::{Entry, ExitStatus, QueueName, RunHandle, Runtime, RuntimeError, St
 use shm_queue::{Handover, PopError, Queue, QueueOptions, Spsc};
 
 fn main() {
-    support::run(&[
-        case!(spawn_then_join_returns_the_entry_result),
-        case!(stage_error_fails_the_run_naming_the_stage),
-        case!(stage_panic_fails_the_run_with_code_101),
-        case!(chain_of_1000_stages_each_spawning_the_next_passes_a_token),
-        case!(writing_end_handed_over_through_three_generations_delivers_everything_once),
-        case!(kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing),
-        case!(sigint_to_the_root_interrupts_the_run_and_cleans_up),
-        case!(root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed),
-        case!(many_stages_from_the_root_all_run_and_join),
+    support::main(cases![
+        spawn_then_join_returns_the_entry_result,
+        stage_error_fails_the_run_naming_the_stage,
+        stage_panic_fails_the_run_with_code_101,
+        chain_of_1000_stages_each_spawning_the_next_passes_a_token,
+        writing_end_handed_over_through_three_generations_delivers_everything_once,
+        kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing,
+        sigint_to_the_root_interrupts_the_run_and_cleans_up,
+        root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed,
+        many_stages_from_the_root_all_run_and_join,
     ]);
+}
+
+/// Processes whose parent is `parent`, from /proc.
+fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<libc::pid_t>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        if stat[close + 2..].split_ascii_whitespace().nth(1).and_then(|s| s.parse().ok()) == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Entries in /dev/shm whose names contain `needle`.
+fn shm_entries_containing(needle: &str) -> Vec<String> {
+    shm_queue::list("").unwrap_or_default().into_iter().filter(|n| n.contains(needle)).collect()
 }
 
 fn answer(_run: &RunHandle, n: u64) -> StageResult {
@@ -204,8 +227,8 @@ fn kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing() {
         other => panic!("expected the killed stage to be named, got {other:?}"),
     }
     // SAFETY: getpid has no preconditions.
-    assert!(support::children_of(unsafe { libc::getpid() }).is_empty(), "no process of the run is left");
-    assert!(support::children_of(server).is_empty());
+    assert!(children_of(unsafe { libc::getpid() }).is_empty(), "no process of the run is left");
+    assert!(children_of(server).is_empty());
     assert!(shm_queue::list(&prefix).unwrap().is_empty(), "no segment of the run is left");
 }
 
@@ -265,7 +288,7 @@ fn root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed() {
     let n = unsafe { libc::read(read_fd, pids.as_mut_ptr().cast(), 16) };
     assert_eq!(n, 16);
     let prefix = format!("shmpipe.{root}.");
-    assert!(!support::shm_entries_containing(&prefix).is_empty(), "the run has segments");
+    assert!(!shm_entries_containing(&prefix).is_empty(), "the run has segments");
     // SAFETY: our child.
     unsafe { libc::kill(root, libc::SIGKILL) };
     // SAFETY: reaping our child.
@@ -279,7 +302,7 @@ fn root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed() {
     let stale = runtime::find_stale().unwrap();
     assert!(stale.removed.iter().any(|n| n.contains(&prefix)), "the leftovers are recognised as stale");
     runtime::remove_stale().unwrap();
-    assert!(support::shm_entries_containing(&prefix).is_empty(), "cleanup removed them");
+    assert!(shm_entries_containing(&prefix).is_empty(), "cleanup removed them");
 }
 
 fn is_zombie(pid: u32) -> bool {
