@@ -2,7 +2,7 @@
 # Fails if anything of ours is left behind: segments in /dev/shm or processes of the project.
 set -u
 status=0
-segments=$(ls -1 /dev/shm 2>/dev/null | grep -E '^(shmpipe\.|shmq-test-|shmpipe-doc-)' || true)
+segments=$(ls -1 /dev/shm 2>/dev/null | grep -E '^(shmpipe\.|shmq-|shmpipe-doc-|shmpipe-bench-)' || true)
 if [ -n "$segments" ]; then
     echo "segments left in /dev/shm:"; echo "$segments" | sed 's/^/    /'; status=1
 fi

@@ -1,0 +1,146 @@
+//! The dynamic prime pipeline with threads and crossbeam bounded channels: the peer of
+//! `sieve::pipeline` (processes and shm-queue rings) in the sieve benchmarks.
+//!
+//! Same shape and same per-number decisions ([`StageState`]): a source thread feeds `3..=N`, a
+//! stage thread per stage starts with its first prime, forwards relatively prime numbers to its
+//! output (the sink until it is full), and when full starts a new stage thread with the next
+//! relatively prime number and hands it the sink's sender. End of stream is the channel closing.
+//! The calling thread is the sink. Every stage joins the stage it started, and the caller joins
+//! the source and stage 0, so when [`run_threads`] returns no thread of it is left (the sieve
+//! benchmarks fork processes afterwards).
+
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use sieve::stage_logic::{StageState, Verdict};
+
+/// Items per chunk in [`Transfer::Chunked`] (what the source sends, and the most a stage
+/// forwards at once).
+pub const CHUNK: usize = 1024;
+
+/// Stack of a stage thread: a stage needs little, and N = 10⁶ with S = 100 starts 785 of them.
+const STACK: usize = 256 * 1024;
+
+/// What goes through a channel.
+#[derive(Debug, Clone, Copy)]
+pub enum Transfer {
+    /// One `u64` per send.
+    PerItem,
+    /// `Vec<u64>` of up to [`CHUNK`] numbers per send.
+    Chunked,
+}
+
+/// Runs the pipeline for `3..=max_number` with `stage_size` primes per stage and channels of
+/// `depth` messages; returns how many primes the sink received (2 included).
+///
+/// # Panics
+/// If a thread cannot be started or a stage panics.
+pub fn run_threads(max_number: u64, stage_size: usize, depth: usize, transfer: Transfer) -> u64 {
+    match transfer {
+        Transfer::PerItem => {
+            let (numbers_tx, numbers_rx) = bounded::<u64>(depth);
+            let (sink_tx, sink_rx) = bounded::<u64>(depth);
+            let source = spawn("sieve-source", move || {
+                for n in 3..=max_number {
+                    numbers_tx.send(n).expect("stage 0 outlives the source");
+                }
+            });
+            let first = spawn("sieve-stage", move || stage_items(2, stage_size, depth, numbers_rx, sink_tx));
+            // 2 is prime: the root "primes" the sink with it.
+            let primes = 1 + sink_rx.iter().count() as u64;
+            join(source, first);
+            primes
+        }
+        Transfer::Chunked => {
+            let (numbers_tx, numbers_rx) = bounded::<Vec<u64>>(depth);
+            let (sink_tx, sink_rx) = bounded::<Vec<u64>>(depth);
+            let source = spawn("sieve-source", move || {
+                let mut next = 3u64;
+                while next <= max_number {
+                    let last = max_number.min(next.saturating_add(CHUNK as u64 - 1));
+                    numbers_tx.send((next..=last).collect()).expect("stage 0 outlives the source");
+                    if last == max_number {
+                        break;
+                    }
+                    next = last + 1;
+                }
+            });
+            let first = spawn("sieve-stage", move || stage_chunks(2, stage_size, depth, numbers_rx, sink_tx));
+            let primes = 1 + sink_rx.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
+            join(source, first);
+            primes
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .stack_size(STACK)
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("starting a {name} thread: {e}"))
+}
+
+fn join(source: JoinHandle<()>, first: JoinHandle<()>) {
+    source.join().expect("the source thread panicked");
+    first.join().expect("a stage thread panicked");
+}
+
+/// One stage, one number per message.
+fn stage_items(first_prime: u64, stage_size: usize, depth: usize, input: Receiver<u64>, mut out: Sender<u64>) {
+    let mut state = StageState::new(first_prime, stage_size);
+    let mut child = None;
+    for n in input.iter() {
+        match state.offer(n) {
+            Verdict::Drop => {}
+            Verdict::Forward | Verdict::Keep => out.send(n).expect("downstream outlives us"),
+            Verdict::SpawnWith => {
+                // n goes to the sink first, then a new stage is spliced in before the sink.
+                out.send(n).expect("downstream outlives us");
+                let (tx, rx) = bounded(depth);
+                let sink = std::mem::replace(&mut out, tx);
+                child = Some(spawn("sieve-stage", move || stage_items(n, stage_size, depth, rx, sink)));
+            }
+        }
+    }
+    drop(out); // end of stream for downstream
+    if let Some(child) = child {
+        child.join().expect("a stage thread panicked");
+    }
+}
+
+/// One stage, chunks of numbers per message.
+fn stage_chunks(
+    first_prime: u64,
+    stage_size: usize,
+    depth: usize,
+    input: Receiver<Vec<u64>>,
+    mut out: Sender<Vec<u64>>,
+) {
+    let mut state = StageState::new(first_prime, stage_size);
+    let mut child = None;
+    let mut forward = Vec::with_capacity(CHUNK);
+    for chunk in input.iter() {
+        for n in chunk {
+            match state.offer(n) {
+                Verdict::Drop => {}
+                Verdict::Forward | Verdict::Keep => forward.push(n),
+                Verdict::SpawnWith => {
+                    forward.push(n);
+                    out.send(std::mem::replace(&mut forward, Vec::with_capacity(CHUNK)))
+                        .expect("downstream outlives us");
+                    let (tx, rx) = bounded(depth);
+                    let sink = std::mem::replace(&mut out, tx);
+                    child = Some(spawn("sieve-stage", move || stage_chunks(n, stage_size, depth, rx, sink)));
+                }
+            }
+        }
+        if !forward.is_empty() {
+            out.send(std::mem::replace(&mut forward, Vec::with_capacity(CHUNK))).expect("downstream outlives us");
+        }
+    }
+    drop(out);
+    if let Some(child) = child {
+        child.join().expect("a stage thread panicked");
+    }
+}
