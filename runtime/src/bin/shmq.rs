@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 
 use shm_queue::{EndpointState, Inspector, OpenError, Queue, QueueOptions, Spsc};
 
+/// `println!` that ignores a closed stdout (`shmq ls | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 const USAGE: &str = "usage: shmq ls | shmq stat NAME | shmq clean [--dry-run] | shmq bench";
 
 fn main() -> ExitCode {
@@ -24,7 +32,7 @@ fn main() -> ExitCode {
         ["clean", "--dry-run"] => clean(true),
         ["bench"] => bench(),
         ["-h" | "--help" | "help"] => {
-            println!("{USAGE}");
+            outln!("{USAGE}");
             Ok(())
         }
         _ => Err(format!("unknown command line {:?}; {USAGE}", words.join(" "))),
@@ -52,10 +60,7 @@ fn alive(alive: bool) -> &'static str {
 }
 
 fn ls() -> Result<(), String> {
-    println!(
-        "{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} endpoints",
-        "name", "kind", "element", "capacity", "fill", "owner"
-    );
+    outln!("{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} endpoints", "name", "kind", "element", "capacity", "fill", "owner");
     for name in all_segments()? {
         match Inspector::open(&name) {
             Ok(queue) => {
@@ -73,7 +78,7 @@ fn ls() -> Result<(), String> {
                         format!("{}:{}({}{state})", e.role.as_str(), e.owner.pid, alive(e.alive))
                     })
                     .collect();
-                println!(
+                outln!(
                     "{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} {}",
                     name,
                     header.kind.as_str(),
@@ -86,7 +91,7 @@ fn ls() -> Result<(), String> {
             }
             Err(OpenError::BadMagic(_)) | Err(OpenError::Truncated { .. }) => {
                 if let Some(root) = runtime::root_of(&name) {
-                    println!(
+                    outln!(
                         "{:<48} {:<5} {:<24} {:>9} {:>9}  {} ({})",
                         name,
                         "run",
@@ -98,7 +103,7 @@ fn ls() -> Result<(), String> {
                     );
                 }
             }
-            Err(e) => println!("{name:<48} unreadable: {e}"),
+            Err(e) => outln!("{name:<48} unreadable: {e}"),
         }
     }
     Ok(())
@@ -112,18 +117,18 @@ fn stat(name: &str) -> Result<(), String> {
     let queue = Inspector::open(name).map_err(|e| format!("{name}: {e}"))?;
     let h = queue.header();
     let s = queue.stats();
-    println!("name        {name}");
-    println!("kind        {}", h.kind);
-    println!("element     {}", h.element);
-    println!("capacity    {} (bound {})", h.capacity, h.bound);
-    println!("wake        {:?}, re-check every {} ms", h.wake, h.recheck_ms);
-    println!("creator     pid {} ({})", h.creator.pid, alive(h.creator.is_alive()));
-    println!("pushed      {}", s.pushed);
-    println!("popped      {}", s.popped);
-    println!("fill        {}", s.len);
-    println!("producers   {}{}", s.producers, if s.producers_gone { " (all gone)" } else { "" });
-    println!("consumers   {}{}", s.consumers, if s.consumers_gone { " (all gone)" } else { "" });
-    println!(
+    outln!("name        {name}");
+    outln!("kind        {}", h.kind);
+    outln!("element     {}", h.element);
+    outln!("capacity    {} (bound {})", h.capacity, h.bound);
+    outln!("wake        {:?}, re-check every {} ms", h.wake, h.recheck_ms);
+    outln!("creator     pid {} ({})", h.creator.pid, alive(h.creator.is_alive()));
+    outln!("pushed      {}", s.pushed);
+    outln!("popped      {}", s.popped);
+    outln!("fill        {}", s.len);
+    outln!("producers   {}{}", s.producers, if s.producers_gone { " (all gone)" } else { "" });
+    outln!("consumers   {}{}", s.consumers, if s.consumers_gone { " (all gone)" } else { "" });
+    outln!(
         "state       {}",
         match (s.poisoned, s.dead_peer) {
             (true, Some(pid)) => format!("poisoned: peer {pid} died"),
@@ -132,7 +137,7 @@ fn stat(name: &str) -> Result<(), String> {
         }
     );
     for (side, c) in [("producers", s.producer), ("consumers", s.consumer)] {
-        println!(
+        outln!(
             "{side:<11} blocked {} times for {:.3} ms, {} futex waits, {} wakes sent",
             c.blocked,
             c.blocked_ns as f64 / 1e6,
@@ -141,7 +146,7 @@ fn stat(name: &str) -> Result<(), String> {
         );
     }
     for e in queue.endpoints() {
-        println!(
+        outln!(
             "endpoint    slot {} {} pid {} ({}) {:?}",
             e.slot,
             e.role.as_str(),
@@ -159,7 +164,7 @@ fn clean(dry_run: bool) -> Result<(), String> {
     // Runs whose root died: everything under their prefix.
     let runs = if dry_run { runtime::find_stale() } else { runtime::remove_stale() }.map_err(|e| e.to_string())?;
     for name in &runs.removed {
-        println!("{verb} {name} (its run's root is dead)");
+        outln!("{verb} {name} (its run's root is dead)");
         removed += 1;
     }
     // Queues made outside the runtime: stale when their creator and every endpoint are dead.
@@ -174,10 +179,10 @@ fn clean(dry_run: bool) -> Result<(), String> {
         if !dry_run && shm_queue::unlink(&name).is_err() {
             continue; // another cleaner won
         }
-        println!("{verb} {name} (creator and endpoints dead)");
+        outln!("{verb} {name} (creator and endpoints dead)");
         removed += 1;
     }
-    println!("{removed} segment(s) {verb}");
+    outln!("{removed} segment(s) {verb}");
     Ok(())
 }
 
@@ -220,7 +225,7 @@ fn bench() -> Result<(), String> {
     if seen != items || sum != items * (items - 1) / 2 {
         return Err(format!("throughput run lost items: {seen} of {items}"));
     }
-    println!("SPSC chunked, 2 processes: {:.0} M u64/s", items as f64 / elapsed.as_secs_f64() / 1e6);
+    outln!("SPSC chunked, 2 processes: {:.0} M u64/s", items as f64 / elapsed.as_secs_f64() / 1e6);
     drop(rx);
     drop(queue);
     round_trip()
@@ -258,6 +263,6 @@ fn round_trip() -> Result<(), String> {
     drop(tx);
     // SAFETY: reaping our child.
     unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
-    println!("SPSC round trip, 2 processes: {:.0} ns", elapsed.as_nanos() as f64 / rounds as f64);
+    outln!("SPSC round trip, 2 processes: {:.0} ns", elapsed.as_nanos() as f64 / rounds as f64);
     Ok(())
 }
