@@ -77,8 +77,8 @@ pub enum RuntimeError {
     /// A handle named a stage that does not exist.
     #[error("no stage {0} in this run")]
     NoSuchStage(StageId),
-    /// The fork server is gone (the run is over or broke).
-    #[error("the run's fork server is not running")]
+    /// The fork server is gone (the run is over or broke; its stages died with it).
+    #[error("the run's fork server died; every stage died with it")]
     ServerGone,
     /// Creating a segment failed.
     #[error(transparent)]

@@ -56,6 +56,14 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Whether `pid` exists and is not a zombie (read from `/proc`, without reaping it).
+pub(crate) fn is_running(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|i| !stat[i + 2..].starts_with(['Z', 'X'])))
+        .unwrap_or(false)
+}
+
 /// Decodes a `waitpid` status.
 pub(crate) fn decode_status(status: libc::c_int) -> crate::error::ExitStatus {
     if libc::WIFSIGNALED(status) {

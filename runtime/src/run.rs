@@ -135,6 +135,12 @@ impl Run {
         self.server as u32
     }
 
+    /// The run's failure, or [`RuntimeError::ServerGone`] if the fork server has died (then
+    /// every stage has died with it).
+    pub fn health(&self) -> Option<RuntimeError> {
+        self.handle.failure().or_else(|| (!process::is_running(self.server)).then_some(RuntimeError::ServerGone))
+    }
+
     /// Waits until every stage has ended, stops the fork server, removes every segment of
     /// the run, and reports the run's failure if there was one.
     ///

@@ -34,16 +34,24 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
+extern "C" fn on_sigchld(_: libc::c_int) {
+    // Nothing: its only purpose is to interrupt the root's futex sleeps (no SA_RESTART), so
+    // that a queue end asleep in the root looks for dead peers when a process of the run (the
+    // fork server, or an orphaned stage) dies, instead of at its next periodic re-check.
+}
+
 pub(crate) fn install(server: libc::pid_t, table: &Table) {
     HEADER.store(table.header() as *const RunHeader as *mut RunHeader, Ordering::SeqCst);
     SERVER.store(server, Ordering::SeqCst);
     process::set_handler(libc::SIGINT, on_signal);
     process::set_handler(libc::SIGTERM, on_signal);
+    process::set_handler(libc::SIGCHLD, on_sigchld);
 }
 
 pub(crate) fn uninstall() {
     process::set_disposition(libc::SIGINT, libc::SIG_DFL);
     process::set_disposition(libc::SIGTERM, libc::SIG_DFL);
+    process::set_disposition(libc::SIGCHLD, libc::SIG_DFL);
     SERVER.store(0, Ordering::SeqCst);
     HEADER.store(std::ptr::null_mut(), Ordering::SeqCst);
 }

@@ -218,7 +218,7 @@ pub(crate) fn bump(word: &AtomicU32, waiters: &AtomicU32) {
 pub(crate) fn sleep_on(word: &AtomicU32, waiters: &AtomicU32, seen: u32, timeout: Duration) {
     waiters.fetch_add(1, Ordering::SeqCst);
     if word.load(Ordering::SeqCst) == seen {
-        shm_queue::futex::wait(word, seen, timeout);
+        let _interrupted = shm_queue::futex::wait(word, seen, timeout);
     }
     waiters.fetch_sub(1, Ordering::SeqCst);
 }

@@ -36,6 +36,9 @@ pub(crate) struct Spin {
 }
 
 const SPIN_MIN: u32 = 16;
+/// How long, after a signal interrupted a sleep, to re-check often, and how often.
+const ALERT_PERIOD: Duration = Duration::from_secs(1);
+const ALERT_RECHECK: Duration = Duration::from_millis(10);
 const SPIN_MAX: u32 = 4096;
 
 impl Default for Spin {
@@ -109,6 +112,9 @@ pub(crate) fn wait_until(
     stats.blocked.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let mut last_recheck = started;
+    // After a signal, re-check often for a moment: the death it announced may complete (and
+    // the next signal arrive) while we are not asleep, and signals do not queue.
+    let mut alert_until: Option<Instant> = None;
     let outcome = loop {
         word.sleepers.fetch_add(1, Ordering::SeqCst);
         let seq = word.seq.load(Ordering::SeqCst);
@@ -119,7 +125,8 @@ pub(crate) fn wait_until(
             break Waited::Ready;
         }
         let now = Instant::now();
-        let mut timeout = recheck_every;
+        let alert = alert_until.is_some_and(|until| now < until);
+        let mut timeout = if alert { recheck_every.min(ALERT_RECHECK) } else { recheck_every };
         if let Some(deadline) = deadline {
             if now >= deadline {
                 word.sleepers.fetch_sub(1, Ordering::SeqCst);
@@ -128,9 +135,14 @@ pub(crate) fn wait_until(
             timeout = timeout.min(deadline - now);
         }
         stats.futex_waits.fetch_add(1, Ordering::Relaxed);
-        futex::wait(&word.seq, seq, timeout);
+        let interrupted = futex::wait(&word.seq, seq, timeout);
         word.sleepers.fetch_sub(1, Ordering::SeqCst);
-        if last_recheck.elapsed() >= recheck_every {
+        // A signal (say SIGCHLD: a peer process died) is worth a look now rather than at the
+        // next re-check, which may be a minute away.
+        if interrupted {
+            alert_until = Some(Instant::now() + ALERT_PERIOD);
+        }
+        if interrupted || alert || last_recheck.elapsed() >= recheck_every {
             recheck();
             last_recheck = Instant::now();
         }
