@@ -150,22 +150,29 @@ pub fn run_pipeline(
     let source = builder.register("source", source_main);
     let stage = builder.register("sieve-stage", stage_main);
     let run = builder.start()?;
-    match drive(&run, config, source, stage, &mut on_prime) {
+    let health = || run.health();
+    match drive(&run, &health, config, source, stage, &mut on_prime) {
         Ok(reports) => {
             run.finish()?;
             Ok(reports)
         }
         Err(e) => {
             // The run's own failure explains a poisoned queue better than the queue does.
-            let failure = run.failure();
+            let failure = run.health();
             drop(run);
             Err(failure.map_or(e, PipelineError::Runtime))
         }
     }
 }
 
+/// How often the root, waiting on the sink, makes sure the run is still healthy. Stages that
+/// fail poison the sink and wake it at once; this catches what cannot, such as the fork server
+/// dying while a writing end is between two stages.
+const HEALTH_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn drive(
     run: &RunHandle,
+    health: &dyn Fn() -> Option<RuntimeError>,
     config: &PipelineConfig,
     source: Entry<SourceArgs>,
     stage: Entry<StageArgs>,
@@ -199,9 +206,13 @@ fn drive(
     let mut report_words = Vec::new();
     let mut in_reports = false;
     loop {
-        let chunk = match results.read_chunk(BATCH) {
+        let chunk = match results.read_chunk_timeout(BATCH, HEALTH_CHECK) {
             Ok(chunk) => chunk,
             Err(PopError::Disconnected) => break,
+            Err(PopError::Timeout) => match health() {
+                Some(failure) => return Err(failure.into()),
+                None => continue,
+            },
             Err(e) => return Err(e.into()),
         };
         if in_reports {
