@@ -108,12 +108,12 @@ impl Server<'_> {
             return;
         }
         let args_len = (request.args_len as usize).min(request.args.len());
+        // Our pid, taken before the fork: a child that asked getppid() instead could read its
+        // new parent's (we may die in between) and then never notice that we did.
+        // SAFETY: getpid has no preconditions.
+        let server = unsafe { libc::getpid() };
         match process::fork() {
-            Ok(0) => {
-                // SAFETY: getppid has no preconditions.
-                let server = unsafe { libc::getppid() };
-                run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len])
-            }
+            Ok(0) => run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len]),
             Ok(pid) => {
                 self.children.insert(pid, request.stage);
                 entry.pid.store(pid as u32, Ordering::Release);
