@@ -66,6 +66,72 @@ impl<T> Attached<T> {
     }
 }
 
+/// What both ends share, written once: `Debug`, the accessors, handing over, and attaching
+/// another end of the same role (kinds that allow several only).
+macro_rules! shared_end_api {
+    ($end:ident, $adopt:literal, $multi:path, $role:expr) => {
+        impl<T: Pod, K: Kind> fmt::Debug for $end<T, K> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($end))
+                    .field("kind", &K::ID)
+                    .field("name", &self.end.name)
+                    .field("slot", &self.end.slot)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<T: Pod, K: Kind> $end<T, K> {
+            /// Slots in the ring.
+            pub fn capacity(&self) -> usize {
+                self.end.ring.capacity()
+            }
+
+            /// The segment's name, or `None` for a heap-backed queue.
+            pub fn name(&self) -> Option<&str> {
+                self.end.name.as_deref()
+            }
+
+            /// A snapshot of the queue's counters.
+            pub fn stats(&self) -> QueueStats {
+                self.end.stats()
+            }
+
+            /// Marks the queue broken and wakes every sleeper; every end then fails with
+            /// `Poisoned`.
+            pub fn poison(&self) {
+                self.end.poison();
+            }
+
+            #[doc = concat!("Gives this end up for another process to [`", $adopt, "`](crate::Queue::", $adopt, ").")]
+            /// The queue stays open in between: the handed-over end still counts as attached.
+            pub fn into_handover(self) -> Handover {
+                self.end.hand_over()
+            }
+        }
+
+        impl<T: Pod, K: $multi> $end<T, K> {
+            /// Attaches another end of the same role to the same queue (kinds that allow
+            /// several only).
+            ///
+            /// # Errors
+            /// When the endpoint table is full or the queue is poisoned or closed.
+            pub fn try_clone(&self) -> Result<Self, crate::AttachError> {
+                let slot = crate::endpoint::attach(self.end.control(), K::ID, $role)?;
+                Ok(Self::new(Attached {
+                    ring: self.end.ring.clone(),
+                    slot,
+                    role: $role,
+                    wake: self.end.wake,
+                    recheck: self.end.recheck,
+                    name: self.end.name.clone(),
+                    detach_on_drop: true,
+                }))
+            }
+        }
+    };
+}
+pub(crate) use shared_end_api;
+
 /// Wakes all sleepers on both sides, so they re-check flags (close, poison).
 pub(crate) fn wake_everyone(ctl: &Control) {
     if wait::anyone_sleeping(&ctl.not_empty) {

@@ -33,45 +33,12 @@ pub struct Consumer<T: Pod, K: Kind = crate::Spsc> {
     _not_sync: PhantomData<Cell<()>>,
 }
 
-impl<T: Pod, K: Kind> fmt::Debug for Consumer<T, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Consumer")
-            .field("kind", &K::ID)
-            .field("name", &self.end.name)
-            .field("slot", &self.end.slot)
-            .finish_non_exhaustive()
-    }
-}
+crate::attached::shared_end_api!(Consumer, "adopt_consumer", MultiConsumer, crate::endpoint::Role::Consumer);
 
 impl<T: Pod, K: Kind> Consumer<T, K> {
     pub(crate) fn new(end: Attached<T>) -> Self {
         let cursor = end.ring.consumer_cursor();
         Self { end, cursor, spin: Spin::default(), _kind: PhantomData, _not_sync: PhantomData }
-    }
-
-    /// Slots in the ring.
-    pub fn capacity(&self) -> usize {
-        self.end.ring.capacity()
-    }
-
-    /// The segment's name, or `None` for a heap-backed queue.
-    pub fn name(&self) -> Option<&str> {
-        self.end.name.as_deref()
-    }
-
-    /// A snapshot of the queue's counters.
-    pub fn stats(&self) -> QueueStats {
-        self.end.stats()
-    }
-
-    /// Marks the queue broken and wakes every sleeper.
-    pub fn poison(&self) {
-        self.end.poison();
-    }
-
-    /// Gives this end up for another process to [`adopt`](crate::Queue::adopt_consumer).
-    pub fn into_handover(self) -> Handover {
-        self.end.hand_over()
     }
 
     fn poisoned_error(&self) -> PopError {
@@ -253,26 +220,6 @@ impl<T: Pod, K: Kind> Consumer<T, K> {
         if wait::anyone_sleeping(&ctl.not_full) && self.end.ring.fill() < self.end.ring.capacity() as u64 {
             wait::wake_all(&ctl.not_full, &ctl.consumer_stats);
         }
-    }
-}
-
-impl<T: Pod, K: MultiConsumer> Consumer<T, K> {
-    /// Attaches another consumer of the same queue (multi-consumer kinds only).
-    ///
-    /// # Errors
-    /// When the endpoint table is full or the queue is poisoned or closed.
-    pub fn try_clone(&self) -> Result<Self, crate::AttachError> {
-        let ctl = self.end.control();
-        let slot = crate::endpoint::attach(ctl, K::ID, crate::endpoint::Role::Consumer)?;
-        Ok(Self::new(Attached {
-            ring: self.end.ring.clone(),
-            slot,
-            role: crate::endpoint::Role::Consumer,
-            wake: self.end.wake,
-            recheck: self.end.recheck,
-            name: self.end.name.clone(),
-            detach_on_drop: true,
-        }))
     }
 }
 

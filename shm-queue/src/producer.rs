@@ -36,46 +36,12 @@ pub struct Producer<T: Pod, K: Kind = crate::Spsc> {
     _not_sync: PhantomData<Cell<()>>,
 }
 
-impl<T: Pod, K: Kind> fmt::Debug for Producer<T, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer")
-            .field("kind", &K::ID)
-            .field("name", &self.end.name)
-            .field("slot", &self.end.slot)
-            .finish_non_exhaustive()
-    }
-}
+crate::attached::shared_end_api!(Producer, "adopt_producer", MultiProducer, crate::endpoint::Role::Producer);
 
 impl<T: Pod, K: Kind> Producer<T, K> {
     pub(crate) fn new(end: Attached<T>) -> Self {
         let cursor = end.ring.producer_cursor();
         Self { end, cursor, spin: Spin::default(), _kind: PhantomData, _not_sync: PhantomData }
-    }
-
-    /// Slots in the ring.
-    pub fn capacity(&self) -> usize {
-        self.end.ring.capacity()
-    }
-
-    /// The segment's name, or `None` for a heap-backed queue.
-    pub fn name(&self) -> Option<&str> {
-        self.end.name.as_deref()
-    }
-
-    /// A snapshot of the queue's counters.
-    pub fn stats(&self) -> QueueStats {
-        self.end.stats()
-    }
-
-    /// Marks the queue broken and wakes every sleeper; every end then fails with `Poisoned`.
-    pub fn poison(&self) {
-        self.end.poison();
-    }
-
-    /// Gives this end up for another process to [`adopt`](crate::Queue::adopt_producer). The
-    /// queue stays open in between: the handed-over end still counts as attached.
-    pub fn into_handover(self) -> Handover {
-        self.end.hand_over()
     }
 
     /// The error for a queue that no longer takes items, if it does not.
@@ -259,26 +225,6 @@ impl<T: Pod, K: Kind> Producer<T, K> {
     /// The wake policy the queue was created with.
     pub fn wake_policy(&self) -> WakePolicy {
         self.end.wake
-    }
-}
-
-impl<T: Pod, K: MultiProducer> Producer<T, K> {
-    /// Attaches another producer of the same queue (multi-producer kinds only).
-    ///
-    /// # Errors
-    /// When the endpoint table is full or the queue is poisoned or closed.
-    pub fn try_clone(&self) -> Result<Self, crate::AttachError> {
-        let ctl = self.end.control();
-        let slot = crate::endpoint::attach(ctl, K::ID, crate::endpoint::Role::Producer)?;
-        Ok(Self::new(Attached {
-            ring: self.end.ring.clone(),
-            slot,
-            role: crate::endpoint::Role::Producer,
-            wake: self.end.wake,
-            recheck: self.end.recheck,
-            name: self.end.name.clone(),
-            detach_on_drop: true,
-        }))
     }
 }
 
