@@ -56,12 +56,19 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Whether `pid` exists and is not a zombie (read from `/proc`, without reaping it).
+/// State letter and parent pid of `pid`, from `/proc/PID/stat` (without reaping anything), or
+/// `None` if there is no such process.
+pub(crate) fn state_and_parent(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may itself hold ") ": split at the last.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+/// Whether `pid` exists and is not a zombie.
 pub(crate) fn is_running(pid: libc::pid_t) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rfind(')').map(|i| !stat[i + 2..].starts_with(['Z', 'X'])))
-        .unwrap_or(false)
+    state_and_parent(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
 }
 
 /// Decodes a `waitpid` status.

@@ -235,7 +235,7 @@ fn reap_orphans(table: &Table, server: libc::pid_t) {
             if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) } == pid {
                 break;
             }
-            match parent_of(pid) {
+            match process::state_and_parent(pid).map(|(_, parent)| parent) {
                 Some(parent) if (parent == server || parent == root) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -243,11 +243,4 @@ fn reap_orphans(table: &Table, server: libc::pid_t) {
             }
         }
     }
-}
-
-/// The parent pid of `pid`, from `/proc`, or `None` if there is no such process.
-fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
