@@ -56,19 +56,9 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// State letter and parent pid of `pid`, from `/proc/PID/stat` (without reaping anything), or
-/// `None` if there is no such process.
-pub(crate) fn state_and_parent(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may itself hold ") ": split at the last.
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    Some((state, fields.next()?.parse().ok()?))
-}
-
-/// Whether `pid` exists and is not a zombie.
+/// Whether `pid` exists and has not ended (is not a zombie), without reaping it.
 pub(crate) fn is_running(pid: libc::pid_t) -> bool {
-    state_and_parent(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
+    shm_queue::ProcessStatus::read(pid as u32).is_some_and(|status| !status.has_ended())
 }
 
 /// Decodes a `waitpid` status.

@@ -235,7 +235,7 @@ fn reap_orphans(table: &Table, server: libc::pid_t) {
             if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) } == pid {
                 break;
             }
-            match process::state_and_parent(pid).map(|(_, parent)| parent) {
+            match shm_queue::ProcessStatus::read(pid as u32).map(|status| status.parent as libc::pid_t) {
                 Some(parent) if (parent == server || parent == root) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
                 }

@@ -39,7 +39,7 @@ impl ProcessId {
             if cached_pid == pid {
                 return Self { pid, start_time };
             }
-            let start_time = read_stat(pid).map_or(0, |stat| stat.start_time);
+            let start_time = ProcessStatus::read(pid).map_or(0, |stat| stat.start_time);
             cache.set((pid, start_time));
             Self { pid, start_time }
         })
@@ -47,10 +47,8 @@ impl ProcessId {
 
     /// Checks `/proc/PID/stat`.
     pub fn liveness(&self) -> Liveness {
-        match read_stat(self.pid) {
-            Some(stat) if stat.start_time == self.start_time && !matches!(stat.state, b'Z' | b'X' | b'x') => {
-                Liveness::Alive
-            }
+        match ProcessStatus::read(self.pid) {
+            Some(stat) if stat.start_time == self.start_time && !stat.has_ended() => Liveness::Alive,
             _ => Liveness::Dead,
         }
     }
@@ -61,21 +59,37 @@ impl ProcessId {
     }
 }
 
-struct Stat {
-    state: u8,
-    start_time: u64,
+/// What `/proc/PID/stat` says of a process, read without touching it (nothing is reaped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessStatus {
+    /// The state letter: `R`, `S`, `D`, `T` (stopped), `Z` (zombie), `X` (dying), ...
+    pub state: u8,
+    /// The parent's pid.
+    pub parent: u32,
+    /// Start time in clock ticks since boot.
+    pub start_time: u64,
 }
 
-fn read_stat(pid: u32) -> Option<Stat> {
-    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may itself hold ") ": split at the last.
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(text.get(close + 2..)?).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.as_bytes().first().copied()?;
-    // `rest` starts at field 3 (state); start time is field 22, 19 further on.
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some(Stat { state, start_time })
+impl ProcessStatus {
+    /// Reads `/proc/PID/stat`; `None` if there is no such process.
+    pub fn read(pid: u32) -> Option<Self> {
+        let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) is in parentheses and may itself hold ") ": split at the
+        // last.
+        let close = text.iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(text.get(close + 2..)?).ok()?;
+        let mut fields = rest.split_ascii_whitespace();
+        let state = fields.next()?.as_bytes().first().copied()?;
+        let parent = fields.next()?.parse().ok()?;
+        // `rest` starts at field 3 (state); start time is field 22, 18 after the parent.
+        let start_time = fields.nth(17)?.parse().ok()?;
+        Some(Self { state, parent, start_time })
+    }
+
+    /// Whether the process has finished (a zombie or dying): it will never act again.
+    pub fn has_ended(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x')
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +101,16 @@ mod tests {
         let me = ProcessId::current();
         assert!(me.start_time > 0);
         assert!(me.is_alive());
+    }
+
+    #[test]
+    fn status_names_the_parent_and_the_start_time() {
+        let me = ProcessId::current();
+        let status = ProcessStatus::read(me.pid).unwrap();
+        // SAFETY: getppid has no preconditions.
+        assert_eq!(status.parent, unsafe { libc::getppid() } as u32);
+        assert_eq!(status.start_time, me.start_time);
+        assert!(!status.has_ended());
     }
 
     #[test]
