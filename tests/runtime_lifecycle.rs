@@ -27,20 +27,6 @@ fn main() {
     ]);
 }
 
-/// Processes whose parent is `parent`, from /proc.
-fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<libc::pid_t>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
-        if stat[close + 2..].split_ascii_whitespace().nth(1).and_then(|s| s.parse().ok()) == Some(parent) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Entries in /dev/shm whose names contain `needle`.
 fn shm_entries_containing(needle: &str) -> Vec<String> {
     shm_queue::list("").unwrap_or_default().into_iter().filter(|n| n.contains(needle)).collect()
@@ -217,7 +203,7 @@ fn kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing() {
     victim.kill().unwrap();
     // The sink's consumer (asleep on empty) is woken by the poisoning.
     assert!(matches!(rx.pop_timeout(Duration::from_secs(30)), Err(PopError::Poisoned | PopError::PeerDead { .. })));
-    let server = run.server_pid() as libc::pid_t;
+    let server = run.server_pid();
     let prefix = run.prefix().to_owned();
     drop((tx, rx, queues, stages));
     match run.finish() {
@@ -226,9 +212,8 @@ fn kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing() {
         }
         other => panic!("expected the killed stage to be named, got {other:?}"),
     }
-    // SAFETY: getpid has no preconditions.
-    assert!(children_of(unsafe { libc::getpid() }).is_empty(), "no process of the run is left");
-    assert!(children_of(server).is_empty());
+    assert!(support::children_of(std::process::id()).is_empty(), "no process of the run is left");
+    assert!(support::children_of(server).is_empty());
     assert!(shm_queue::list(&prefix).unwrap().is_empty(), "no segment of the run is left");
 }
 
@@ -295,7 +280,7 @@ fn root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed() {
     unsafe { libc::waitpid(root, std::ptr::null_mut(), 0) };
     // The server and the stages die by pdeathsig.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while pids.iter().any(|&p| std::path::Path::new(&format!("/proc/{p}")).exists() && !is_zombie(p)) {
+    while pids.iter().any(|&p| shm_queue::ProcessStatus::read(p).is_some_and(|s| !s.has_ended())) {
         assert!(std::time::Instant::now() < deadline, "processes of the run outlived the root");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -303,12 +288,6 @@ fn root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed() {
     assert!(stale.removed.iter().any(|n| n.contains(&prefix)), "the leftovers are recognised as stale");
     runtime::remove_stale().unwrap();
     assert!(shm_entries_containing(&prefix).is_empty(), "cleanup removed them");
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rfind(')').is_some_and(|i| s[i + 2..].starts_with('Z')))
-        .unwrap_or(true)
 }
 
 fn many_stages_from_the_root_all_run_and_join() {

@@ -66,6 +66,8 @@ pub struct ProcessStatus {
     pub state: u8,
     /// The parent's pid.
     pub parent: u32,
+    /// The process group's id.
+    pub group: u32,
     /// Start time in clock ticks since boot.
     pub start_time: u64,
 }
@@ -81,9 +83,10 @@ impl ProcessStatus {
         let mut fields = rest.split_ascii_whitespace();
         let state = fields.next()?.as_bytes().first().copied()?;
         let parent = fields.next()?.parse().ok()?;
-        // `rest` starts at field 3 (state); start time is field 22, 18 after the parent.
-        let start_time = fields.nth(17)?.parse().ok()?;
-        Some(Self { state, parent, start_time })
+        let group = fields.next()?.parse().ok()?;
+        // `rest` starts at field 3 (state); start time is field 22, 17 after the group.
+        let start_time = fields.nth(16)?.parse().ok()?;
+        Some(Self { state, parent, group, start_time })
     }
 
     /// Whether the process has finished (a zombie or dying): it will never act again.

@@ -139,16 +139,8 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
 }
 
 fn children_of(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
-        if stat[close + 2..].split_ascii_whitespace().nth(1).and_then(|s| s.parse().ok()) == Some(parent) {
-            out.push(pid);
-        }
-    }
-    out
+    let pids = std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok());
+    pids.filter(|&pid| shm_queue::ProcessStatus::read(pid).is_some_and(|s| s.parent == parent)).collect()
 }
 
 fn segments_of(root: u32) -> Vec<String> {

@@ -186,6 +186,27 @@ fn flush_std() {
     let _ = std::io::stderr().flush();
 }
 
+/// Every process in /proc with what its stat file says.
+fn processes() -> Vec<(u32, shm_queue::ProcessStatus)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, shm_queue::ProcessStatus::read(pid)?)))
+        .collect()
+}
+
+/// Live (or zombie) children of `parent`.
+#[allow(dead_code)] // not every test binary that includes this harness asks
+pub fn children_of(parent: u32) -> Vec<u32> {
+    processes().into_iter().filter(|(_, s)| s.parent == parent).map(|(pid, _)| pid).collect()
+}
+
+/// Processes of group `group` that have not ended (zombies have).
+#[allow(dead_code)] // as above
+pub fn live_members_of_group(group: u32) -> Vec<u32> {
+    processes().into_iter().filter(|(_, s)| s.group == group && !s.has_ended()).map(|(pid, _)| pid).collect()
+}
+
 /// Waits (polling every millisecond) until `cond` holds. Unbounded: the case watchdog bounds it.
 pub fn wait_until(mut cond: impl FnMut() -> bool) {
     while !cond() {
@@ -514,24 +535,15 @@ fn run_case(case: &Case, args: &Args) -> Result<String, (String, String)> {
 /// (re-parented to us, the subreaper). Kills and reaps them, and reports them.
 fn leftover_processes(case_pid: libc::pid_t, problems: &mut Vec<String>) {
     let me = std::process::id();
-    let mut leftovers = Vec::new();
-    // Still running (or zombies) with us as parent, or still in the case's process group.
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-            let Some(close) = stat.rfind(')') else { continue };
-            let fields: Vec<&str> = stat[close + 2..].split_ascii_whitespace().collect();
-            // Fields from 3: state, ppid, pgrp. A zombie has finished: an orphan that died (say
-            // of its parent-death signal) and came back to us to be reaped is no leftover.
-            let zombie = fields.first() == Some(&"Z");
-            let ppid: u32 = fields.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            let pgrp: i32 = fields.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
-            if !zombie && (ppid == me || pgrp == case_pid) {
-                leftovers.push(pid);
-            }
-        }
-    }
+    // Still running with us as parent, or still in the case's process group. A zombie has
+    // finished: an orphan that died (say of its parent-death signal) and came back to us to be
+    // reaped is no leftover.
+    let mut leftovers: Vec<u32> = processes()
+        .into_iter()
+        .filter(|(_, s)| !s.has_ended() && (s.parent == me || s.group == case_pid as u32))
+        .map(|(pid, _)| pid)
+        .collect();
+    leftovers.sort_unstable();
     for &pid in &leftovers {
         // SAFETY: kills a process the case left behind.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
