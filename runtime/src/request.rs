@@ -16,6 +16,16 @@ pub(crate) struct SpawnRequest {
     pub args: [u8; ARGS_MAX],
 }
 
+impl SpawnRequest {
+    /// `entry` of the request `finish` sends to wake the server (no entry has this index).
+    pub const WAKE: u32 = u32::MAX;
+
+    /// Starts nothing: wakes the server to look at the run's state.
+    pub fn wake() -> Self {
+        Self { entry: Self::WAKE, ..Zeroable::zeroed() }
+    }
+}
+
 /// A queue's segment name as plain data, to put in stage arguments.
 ///
 /// ```

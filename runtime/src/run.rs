@@ -99,7 +99,7 @@ impl Runtime {
             }
         };
         signals::install(server, &handle.table);
-        Ok(Run { handle, server, _keeper: keeper, finished: false, _registry: self.registry })
+        Ok(Run { handle, server, keeper, finished: false, _registry: self.registry })
     }
 }
 
@@ -111,7 +111,8 @@ impl Runtime {
 pub struct Run {
     handle: RunHandle,
     server: libc::pid_t,
-    _keeper: shm_queue::Producer<SpawnRequest, Mpsc>,
+    /// Keeps the spawn queue open while the root lives; `finish` also wakes the server with it.
+    keeper: shm_queue::Producer<SpawnRequest, Mpsc>,
     finished: bool,
     _registry: Registry,
 }
@@ -151,6 +152,9 @@ impl Run {
         let header = self.handle.table.header();
         header.stop.store(1, Ordering::Release);
         crate::table::bump(&header.event, &header.event_waiters);
+        // The server sleeps on the spawn queue between requests: wake it to see `stop`. (It
+        // may have stopped taking requests if the run failed: then it is not asleep there.)
+        let _ = self.keeper.try_push(SpawnRequest::wake());
         // The server exits once it has no children left.
         let status = wait_for(self.server);
         reap_orphans(&self.handle.table, self.server);
