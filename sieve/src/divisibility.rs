@@ -49,6 +49,14 @@ impl Divisor {
     pub fn prime(&self) -> u64 {
         self.divisor
     }
+
+    /// The test's constants as `(inverse, limit, even_mask)`: `d | n` iff
+    /// `n & even_mask == 0 && n·inverse mod 2⁶⁴ ≤ limit`, where `even_mask = 2ᵏ − 1` for the
+    /// power of two `2ᵏ` in `d`. For laying many divisors out side by side.
+    #[inline]
+    pub fn parts(&self) -> (u64, u64, u64) {
+        (self.inverse, self.limit, (1u64 << self.shift) - 1)
+    }
 }
 
 /// Inverse of odd `q` modulo 2⁶⁴ by Newton–Hensel lifting.
@@ -71,7 +79,7 @@ mod tests {
         if d == 0 {
             n == 0
         } else {
-            n % d == 0
+            n.is_multiple_of(d)
         }
     }
 

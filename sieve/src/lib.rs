@@ -6,6 +6,8 @@
 //! processes or queues, so they can be tested exactly and shared by both execution modes:
 //!
 //! - [`divisibility`]: a division-free exact divisibility test;
+//! - [`prime_scan`]: a stage's primes and the original's inner loop over them, eight at a time
+//!   where the CPU can;
 //! - [`stage_logic`]: one stage's decision per number, verbatim from the original;
 //! - [`sequential`]: the whole pipeline in one process (baseline and oracle);
 //! - [`reference`](mod@reference): an independent segmented sieve, for `--verify`;
@@ -21,6 +23,7 @@ pub mod divisibility;
 pub mod draw;
 pub mod output;
 pub mod pipeline;
+pub mod prime_scan;
 pub mod progress;
 pub mod reference;
 pub mod sequential;

@@ -40,7 +40,7 @@ impl Progress {
         }
         // Look at the clock once every 1024 primes: ticks come at memory speed.
         self.calls = self.calls.wrapping_add(1);
-        if self.calls % 1024 != 0 {
+        if !self.calls.is_multiple_of(1024) {
             return;
         }
         let now = Instant::now();

@@ -23,7 +23,7 @@
 //! Note the order in the spawning case: the number is put on the *old* output queue (the sink)
 //! before the splice, so the new stage never receives its own first prime as input.
 
-use crate::divisibility::Divisor;
+use crate::prime_scan::PrimeTable;
 
 /// What a stage does with one number it received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Verdict {
 #[derive(Debug, Clone)]
 pub struct StageState {
     /// The stage's primes in arrival order (ascending), first prime first.
-    primes: Vec<Divisor>,
+    primes: PrimeTable,
     /// `stage_size` of the original: how many primes the stage holds before spawning.
     capacity: u64,
     /// `cur_count` of the original: 1 + relatively prime numbers seen so far.
@@ -73,8 +73,8 @@ impl StageState {
     /// the original's loop, such a stage never keeps and never spawns, it only filters.
     pub fn new(first_prime: u64, stage_size: usize) -> Self {
         let capacity = u64::try_from(stage_size).unwrap_or(u64::MAX);
-        let mut primes = Vec::with_capacity(stage_size.clamp(1, 4096));
-        primes.push(Divisor::new(first_prime));
+        let mut primes = PrimeTable::with_capacity(stage_size.clamp(1, 4096));
+        primes.push(first_prime);
         Self { primes, capacity, cur_count: 1, tests_done: 0, skip_tests: false }
     }
 
@@ -100,7 +100,7 @@ impl StageState {
             return Verdict::Drop;
         }
         let verdict = if self.cur_count < self.capacity {
-            self.primes.push(Divisor::new(n));
+            self.primes.push(n);
             Verdict::Keep
         } else if self.cur_count == self.capacity {
             Verdict::SpawnWith
@@ -115,35 +115,25 @@ impl StageState {
     /// The original's `is_relatively_prime(number, primes)`, counting the divisibility tests.
     #[inline]
     fn is_relatively_prime(&mut self, n: u64) -> bool {
-        let half = n >> 1;
-        for d in &self.primes {
-            // `n < 2p` written as `n/2 < p`, which cannot overflow and is equivalent for
-            // integers. The primes are ascending, so no later prime can divide n either.
-            if half < d.prime() {
-                return true;
-            }
-            self.tests_done += 1;
-            if d.divides(n) {
-                return false;
-            }
-        }
-        true
+        let (relatively_prime, tests) = self.primes.scan(n);
+        self.tests_done += tests;
+        relatively_prime
     }
 
     /// The stage's primes in order (first prime first), as the original prints them.
     pub fn primes(&self) -> Vec<u64> {
-        self.primes.iter().map(Divisor::prime).collect()
+        self.primes.primes().to_vec()
     }
 
     /// How many primes the stage holds.
     pub fn primes_held(&self) -> usize {
-        self.primes.len()
+        self.primes.primes().len()
     }
 
     /// The prime the stage was created with.
     pub fn first_prime(&self) -> u64 {
         // `new` always pushes one, and the vector only grows.
-        self.primes.first().map_or(0, Divisor::prime)
+        self.primes.primes().first().copied().unwrap_or(0)
     }
 
     /// Divisibility tests done so far: one per `number % prime` the original would evaluate
@@ -180,7 +170,7 @@ mod tests {
                 return (true, tests);
             }
             tests += 1;
-            if number % prime == 0 {
+            if number.is_multiple_of(prime) {
                 return (false, tests);
             }
         }
