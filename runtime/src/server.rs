@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shm_queue::{Inspector, PopError};
 
@@ -51,6 +51,10 @@ struct Server<'a> {
     registry: &'a Registry,
     children: HashMap<libc::pid_t, StageId>,
     killed_all: bool,
+    /// Children that said they are exiting and have not been reaped yet.
+    exiting: Vec<libc::pid_t>,
+    /// When `waitpid(-1)` last looked at every child.
+    last_scan: Instant,
 }
 
 /// The server's life, in the forked child. Never returns.
@@ -64,7 +68,14 @@ pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> !
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
     run.table.header().server_pid.store(me as u32, Ordering::Release);
-    let mut server = Server { run, registry, children: HashMap::new(), killed_all: false };
+    let mut server = Server {
+        run,
+        registry,
+        children: HashMap::new(),
+        killed_all: false,
+        exiting: Vec::new(),
+        last_scan: Instant::now(),
+    };
     let code = server.main_loop();
     exit_now(code)
 }
@@ -92,6 +103,7 @@ impl Server<'_> {
             let poll = if stopping { STOPPING_POLL } else { POLL };
             match requests.pop_timeout(poll) {
                 Ok(request) if request.entry == SpawnRequest::WAKE => {}
+                Ok(request) if request.entry == SpawnRequest::EXITING => self.exiting(request.stage),
                 Ok(request) => self.start(&request),
                 Err(PopError::Timeout) => {}
                 Err(_) => {
@@ -141,8 +153,65 @@ impl Server<'_> {
         }
     }
 
+    /// Notes that `stage` is about to exit.
+    fn exiting(&mut self, stage: StageId) {
+        let Some(entry) = self.run.table.stage(stage) else { return };
+        let pid = entry.pid.load(Ordering::Acquire) as libc::pid_t;
+        // Only our own child: the pid comes from shared memory.
+        if self.children.get(&pid) == Some(&stage) {
+            self.exiting.push(pid);
+        }
+    }
+
     /// Collects every child that has ended, records how, and fails the run on a failure.
+    ///
+    /// `waitpid(-1)` walks the list of every child each time (~1 µs a child here): with 10,000
+    /// stages alive, calling it on every request took 41 % of a run's CPU. So children that
+    /// announced their exit are waited for by pid (one lookup each), and all are scanned, to
+    /// catch those that died without a word (killed, crashed), every `POLL` per thousand
+    /// children (at least every `POLL`; a 10,000-stage run notices a killed stage within
+    /// 200 ms), or at once while stopping.
     fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.exiting.len() {
+            let pid = self.exiting[i];
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer; `pid` is an unreaped child of ours.
+            match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+                0 => i += 1,
+                rc => {
+                    self.exiting.swap_remove(i);
+                    if rc == pid {
+                        self.ended(pid, status);
+                    }
+                }
+            }
+        }
+        let stopping = self.run.table.header().stop.load(Ordering::Acquire) != 0;
+        let interval = POLL * (self.children.len() / 1000).max(1) as u32;
+        if !stopping && self.last_scan.elapsed() < interval {
+            return;
+        }
+        self.last_scan = Instant::now();
+        // Those that recorded their exit in the table but whose notice we have not read yet:
+        // by pid too. Only then the scan, which costs a walk of the list for every zombie it
+        // returns, so it should find only the few that died without a word.
+        let announced: Vec<libc::pid_t> = self
+            .children
+            .iter()
+            .filter(|(_, &stage)| {
+                self.run.table.stage(stage).is_some_and(|e| e.state.load(Ordering::Acquire) == state::EXITING)
+            })
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in announced {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer; `pid` is an unreaped child of ours.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                self.exiting.retain(|&p| p != pid);
+                self.ended(pid, status);
+            }
+        }
         loop {
             let mut status = 0;
             // SAFETY: status is a valid out-pointer.
@@ -150,24 +219,30 @@ impl Server<'_> {
             if pid <= 0 {
                 return;
             }
-            let Some(stage) = self.children.remove(&pid) else { continue };
-            let exit = decode_status(status);
-            if let Some(entry) = self.run.table.stage(stage) {
-                entry.record_exit(state::EXITED, exit, None);
-                // The stage's own record wins for codes (it may have said 1 before exiting).
-                if let Some(own) = entry.exit_status() {
-                    if !own.success() {
-                        let (kind, value) = match own {
-                            ExitStatus::Code(c) => (exit_kind::CODE, c),
-                            ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
-                        };
-                        self.fail(stage, pid as u32, kind, value);
-                    }
+            self.exiting.retain(|&p| p != pid);
+            self.ended(pid, status);
+        }
+    }
+
+    /// Records how child `pid` ended, and fails the run if it failed.
+    fn ended(&mut self, pid: libc::pid_t, status: libc::c_int) {
+        let Some(stage) = self.children.remove(&pid) else { return };
+        let exit = decode_status(status);
+        if let Some(entry) = self.run.table.stage(stage) {
+            entry.record_exit(state::EXITED, exit, None);
+            // The stage's own record wins for codes (it may have said 1 before exiting).
+            if let Some(own) = entry.exit_status() {
+                if !own.success() {
+                    let (kind, value) = match own {
+                        ExitStatus::Code(c) => (exit_kind::CODE, c),
+                        ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
+                    };
+                    self.fail(stage, pid as u32, kind, value);
                 }
             }
-            let header = self.run.table.header();
-            crate::table::bump(&header.event, &header.event_waiters);
         }
+        let header = self.run.table.header();
+        crate::table::bump(&header.event, &header.event_waiters);
     }
 
     /// Records the run's first failure, poisons every queue of the run, kills every stage.
@@ -241,6 +316,10 @@ fn run_stage(
     }
     if let Some(slot) = run.table.stage(stage) {
         slot.record_exit(state::EXITING, ExitStatus::Code(code), Some(result));
+    }
+    // So that the server waits for this process by pid instead of scanning all its children.
+    if let Ok(mut producer) = run.spawn_queue.producer() {
+        let _ = producer.try_push(SpawnRequest::exiting(stage));
     }
     exit_now(code)
 }
