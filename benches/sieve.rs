@@ -32,7 +32,7 @@ use sieve::pipeline::{run_pipeline, PipelineConfig};
 use sieve_threads::{run_threads, Transfer};
 
 /// Queue depths (channel capacities for the threads peer).
-const DEPTHS: [usize; 2] = [10, 1024];
+const DEPTHS: [usize; 3] = [10, 1024, 8192];
 
 /// Runs the process pipeline; returns the number of primes the root received.
 fn pipeline(max_number: u64, stage_size: usize, queue_depth: usize) -> u64 {
