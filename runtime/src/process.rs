@@ -47,6 +47,21 @@ pub(crate) fn set_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_in
     }
 }
 
+/// [`set_handler`] for a handler that reads the signal's `siginfo_t` (SA_SIGINFO).
+pub(crate) fn set_info_handler(
+    signal: libc::c_int,
+    handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void),
+) {
+    // SAFETY: as in `set_handler`; SA_SIGINFO makes the kernel call the three-argument form.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
 /// Flushes stdio and leaves without running destructors or atexit handlers, which belong to
 /// the process we were forked from.
 pub(crate) fn exit_now(code: i32) -> ! {
