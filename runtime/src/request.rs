@@ -19,18 +19,10 @@ pub(crate) struct SpawnRequest {
 impl SpawnRequest {
     /// `entry` of the request `finish` sends to wake the server (no entry has this index).
     pub const WAKE: u32 = u32::MAX;
-    /// `entry` of the notice a stage sends just before it exits.
-    pub const EXITING: u32 = u32::MAX - 1;
 
     /// Starts nothing: wakes the server to look at the run's state.
     pub fn wake() -> Self {
         Self { entry: Self::WAKE, ..Zeroable::zeroed() }
-    }
-
-    /// Starts nothing: tells the server that `stage` is about to exit, so that it can wait for
-    /// that one process instead of scanning all its children.
-    pub fn exiting(stage: u32) -> Self {
-        Self { entry: Self::EXITING, stage, ..Zeroable::zeroed() }
     }
 }
 

@@ -63,7 +63,7 @@ struct Server<'a> {
     registry: &'a Registry,
     children: HashMap<libc::pid_t, StageId>,
     killed_all: bool,
-    /// Children that said they are exiting and have not been reaped yet.
+    /// Children named by a SIGCHLD (or seen exiting in the table) and not reaped yet.
     exiting: Vec<libc::pid_t>,
     /// When `waitpid(-1)` last looked at every child.
     last_scan: Instant,
@@ -115,7 +115,6 @@ impl Server<'_> {
             let poll = if stopping { STOPPING_POLL } else { POLL };
             match requests.pop_timeout(poll) {
                 Ok(request) if request.entry == SpawnRequest::WAKE => {}
-                Ok(request) if request.entry == SpawnRequest::EXITING => self.exiting(request.stage),
                 Ok(request) => self.start(&request),
                 Err(PopError::Timeout) => {}
                 Err(_) => {
@@ -165,24 +164,13 @@ impl Server<'_> {
         }
     }
 
-    /// Notes that `stage` is about to exit.
-    fn exiting(&mut self, stage: StageId) {
-        let Some(entry) = self.run.table.stage(stage) else { return };
-        let pid = entry.pid.load(Ordering::Acquire) as libc::pid_t;
-        // Only our own child: the pid comes from shared memory.
-        if self.children.get(&pid) == Some(&stage) {
-            self.exiting.push(pid);
-        }
-    }
-
     /// Collects every child that has ended, records how, and fails the run on a failure.
     ///
     /// `waitpid(-1)` walks the list of every child each time (~1 µs a child here): with 10,000
     /// stages alive, calling it on every request took 41 % of a run's CPU. So children are
-    /// waited for by pid (one lookup each) when they announced their exit or when their
-    /// SIGCHLD named them, and all are scanned only to catch a death whose signal coalesced
-    /// with another: every `POLL` per 200 children (at least every `POLL`: 1 s with 10,000
-    /// stages), or at once while stopping.
+    /// waited for by pid (one lookup each) when their SIGCHLD named them, and all are scanned
+    /// only to catch a death whose signal coalesced with another: every `POLL` per 200
+    /// children (at least every `POLL`: 1 s with 10,000 stages), or at once while stopping.
     fn reap(&mut self) {
         for slot in &CHILD_SIGNALS {
             let pid = slot.swap(0, Ordering::AcqRel);
@@ -334,10 +322,6 @@ fn run_stage(
     }
     if let Some(slot) = run.table.stage(stage) {
         slot.record_exit(state::EXITING, ExitStatus::Code(code), Some(result));
-    }
-    // So that the server waits for this process by pid instead of scanning all its children.
-    if let Ok(mut producer) = run.spawn_queue.producer() {
-        let _ = producer.try_push(SpawnRequest::exiting(stage));
     }
     exit_now(code)
 }
