@@ -69,37 +69,60 @@ fn pretty(n: u64) -> String {
     }
 }
 
+/// Which benchmarks a pass over the configurations runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    /// The process pipeline.
+    Processes,
+    /// Everything that runs in this process: threads peers, sequential, reference.
+    InProcess,
+}
+
+/// The process pipelines of every configuration run first, while this process is small: the
+/// fork server starts as a copy of it, and a fork costs in proportion to the copied mappings.
+/// After the threads peers have run, glibc's per-thread arenas leave ~260 mappings here instead
+/// of ~40, and the same pipeline measured 0.86-0.97 s instead of 0.56 s at N = 10⁶.
 fn sieve_benches(c: &mut Criterion) {
-    for (n, s) in configs() {
-        let expected = sieve::reference::count_primes_up_to(n);
-        let mut group = c.benchmark_group(format!("sieve/N={}_S={s}", pretty(n)));
-        let slow = n >= 1_000_000;
-        // Every run takes milliseconds to seconds: flat sampling (criterion's default linear
-        // sampling would run at least 5050 iterations for 100 samples). Group settings override
-        // the command line, so quick keeps its 10 samples here.
-        group.sampling_mode(SamplingMode::Flat);
-        group.sample_size(if slow || common::quick() { 10 } else { 20 });
-        // Quick mode skips depth 10 at N = 10⁶: a run takes 20-30 s there (785 stages waking
-        // each other every few items on 2 cores), more than the whole quick budget allows.
-        let depths: Vec<usize> = DEPTHS.into_iter().filter(|&d| !(slow && d < 100 && common::quick())).collect();
+    for pass in [Pass::Processes, Pass::InProcess] {
+        for (n, s) in configs() {
+            sieve_group(c, pass, n, s);
+        }
+    }
+}
+
+fn sieve_group(c: &mut Criterion, pass: Pass, n: u64, s: usize) {
+    let expected = sieve::reference::count_primes_up_to(n);
+    let mut group = c.benchmark_group(format!("sieve/N={}_S={s}", pretty(n)));
+    let slow = n >= 1_000_000;
+    // Every run takes milliseconds to seconds: flat sampling (criterion's default linear
+    // sampling would run at least 5050 iterations for 100 samples). Group settings override
+    // the command line, so quick keeps its 10 samples here.
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(if slow || common::quick() { 10 } else { 20 });
+    // Quick mode skips depth 10 at N = 10⁶: a run takes 20-30 s there (785 stages waking
+    // each other every few items on 2 cores), more than the whole quick budget allows.
+    let depths: Vec<usize> = DEPTHS.into_iter().filter(|&d| !(slow && d < 100 && common::quick())).collect();
+    if pass == Pass::Processes {
         for &depth in &depths {
             group.bench_with_input(BenchmarkId::new("pipeline", depth), &depth, |b, &depth| {
                 b.iter(|| assert_eq!(pipeline(n, s, depth), expected, "primes found by the pipeline"))
             });
         }
-        for &depth in &depths {
-            for (name, transfer) in [("threads_item", Transfer::PerItem), ("threads_chunk", Transfer::Chunked)] {
-                group.bench_with_input(BenchmarkId::new(name, depth), &depth, |b, &depth| {
-                    b.iter(|| assert_eq!(run_threads(n, s, depth, transfer), expected, "primes found by {name}"))
-                });
-            }
-        }
-        group.bench_function("sequential", |b| {
-            b.iter(|| assert_eq!(sieve::sequential::run_sequential(n, s, false).count() as u64, expected))
-        });
-        group.bench_function("reference", |b| b.iter(|| sieve::reference::count_primes_up_to(black_box(n))));
         group.finish();
+        return;
     }
+    for &depth in &depths {
+        for (name, transfer) in [("threads_item", Transfer::PerItem), ("threads_chunk", Transfer::Chunked)] {
+            group.bench_with_input(BenchmarkId::new(name, depth), &depth, |b, &depth| {
+                b.iter(|| assert_eq!(run_threads(n, s, depth, transfer), expected, "primes found by {name}"))
+            });
+        }
+    }
+    group.bench_function("sequential", |b| {
+        b.iter(|| assert_eq!(sieve::sequential::run_sequential(n, s, false).count() as u64, expected))
+    });
+    group.bench_function("reference", |b| b.iter(|| sieve::reference::count_primes_up_to(black_box(n))));
+    group.finish();
 }
 
 fn main() {
