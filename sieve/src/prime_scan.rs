@@ -167,11 +167,12 @@ pub fn wide_scan_available() -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// The original's function, verbatim.
-    fn original(number: u64, primes: &[u64]) -> (bool, u64) {
+    /// The original's `is_relatively_prime`, verbatim over plain integers, with its count of
+    /// `%` evaluations: the oracle for this module and for `stage_logic`.
+    pub(crate) fn original(number: u64, primes: &[u64]) -> (bool, u64) {
         let mut tests = 0;
         for &prime in primes {
             if u128::from(number) < u128::from(prime) * 2 {

@@ -162,21 +162,6 @@ impl StageState {
 mod tests {
     use super::*;
 
-    /// The original's function, verbatim, over plain integers.
-    fn original_is_relatively_prime(number: u64, primes: &[u64]) -> (bool, u64) {
-        let mut tests = 0;
-        for &prime in primes {
-            if u128::from(number) < u128::from(prime) * 2 {
-                return (true, tests);
-            }
-            tests += 1;
-            if number.is_multiple_of(prime) {
-                return (false, tests);
-            }
-        }
-        (true, tests)
-    }
-
     #[test]
     fn first_stage_of_size_three() {
         let mut s = StageState::new(2, 3);
@@ -217,7 +202,7 @@ mod tests {
         let before = s.tests_done();
         let mut expected_tests = 0;
         for n in 0..5_000u64 {
-            let (rel, tests) = original_is_relatively_prime(n, &primes);
+            let (rel, tests) = crate::prime_scan::tests::original(n, &primes);
             expected_tests += tests;
             assert_eq!(s.offer(n).forwards(), rel, "n = {n}");
         }
