@@ -199,9 +199,11 @@ impl Server<'_> {
             return;
         }
         self.last_scan = Instant::now();
-        // Those that recorded their exit in the table but whose notice we have not read yet:
-        // by pid too. Only then the scan, which costs a walk of the list for every zombie it
-        // returns, so it should find only the few that died without a word.
+        // Those that recorded their exit in the table but whose SIGCHLD we missed (signals
+        // coalesce): by pid too. While stopping, wait for them outright: they are past their
+        // entry, on their way out, and the root is waiting for us anyway (a 1 ms poll per exit
+        // was most of `finish`). Only then the scan, which costs a walk of the list for every
+        // zombie it returns, so it should find only the few that died without a word.
         let announced: Vec<libc::pid_t> = self
             .children
             .iter()
@@ -210,10 +212,11 @@ impl Server<'_> {
             })
             .map(|(&pid, _)| pid)
             .collect();
+        let flags = if stopping { 0 } else { libc::WNOHANG };
         for pid in announced {
             let mut status = 0;
             // SAFETY: status is a valid out-pointer; `pid` is an unreaped child of ours.
-            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            if unsafe { libc::waitpid(pid, &mut status, flags) } == pid {
                 self.exiting.retain(|&p| p != pid);
                 self.ended(pid, status);
             }
