@@ -63,7 +63,7 @@ struct Server<'a> {
     registry: &'a Registry,
     children: HashMap<libc::pid_t, StageId>,
     killed_all: bool,
-    /// Children named by a SIGCHLD (or seen exiting in the table) and not reaped yet.
+    /// Children named by a SIGCHLD and not reaped yet.
     exiting: Vec<libc::pid_t>,
     /// When `waitpid(-1)` last looked at every child.
     last_scan: Instant,
@@ -178,19 +178,9 @@ impl Server<'_> {
                 self.exiting.push(pid);
             }
         }
-        let mut i = 0;
-        while i < self.exiting.len() {
-            let pid = self.exiting[i];
-            let mut status = 0;
-            // SAFETY: status is a valid out-pointer; `pid` is an unreaped child of ours.
-            match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
-                0 => i += 1,
-                rc => {
-                    self.exiting.swap_remove(i);
-                    if rc == pid {
-                        self.ended(pid, status);
-                    }
-                }
+        for pid in std::mem::take(&mut self.exiting) {
+            if self.wait_child(pid, libc::WNOHANG) == 0 {
+                self.exiting.push(pid); // not ended yet
             }
         }
         let stopping = self.run.table.header().stop.load(Ordering::Acquire) != 0;
@@ -214,23 +204,21 @@ impl Server<'_> {
             .collect();
         let flags = if stopping { 0 } else { libc::WNOHANG };
         for pid in announced {
-            let mut status = 0;
-            // SAFETY: status is a valid out-pointer; `pid` is an unreaped child of ours.
-            if unsafe { libc::waitpid(pid, &mut status, flags) } == pid {
-                self.exiting.retain(|&p| p != pid);
-                self.ended(pid, status);
-            }
+            self.wait_child(pid, flags);
         }
-        loop {
-            let mut status = 0;
-            // SAFETY: status is a valid out-pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
-            self.exiting.retain(|&p| p != pid);
-            self.ended(pid, status);
+        while self.wait_child(-1, libc::WNOHANG) > 0 {}
+    }
+
+    /// `waitpid(pid, flags)`, recording the child it returns; returns what waitpid did.
+    fn wait_child(&mut self, pid: libc::pid_t, flags: libc::c_int) -> libc::pid_t {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer; `pid` is -1 or a child of ours.
+        let ended = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if ended > 0 {
+            self.exiting.retain(|&p| p != ended);
+            self.ended(ended, status);
         }
+        ended
     }
 
     /// Records how child `pid` ended, and fails the run if it failed.
