@@ -166,11 +166,13 @@ impl Server<'_> {
 
     /// Collects every child that has ended, records how, and fails the run on a failure.
     ///
-    /// `waitpid(-1)` walks the list of every child each time (~1 µs a child here): with 10,000
-    /// stages alive, calling it on every request took 41 % of a run's CPU. So children are
-    /// waited for by pid (one lookup each) when their SIGCHLD named them, and all are scanned
-    /// only to catch a death whose signal coalesced with another: every `POLL` per 200
-    /// children (at least every `POLL`: 1 s with 10,000 stages), or at once while stopping.
+    /// `waitpid(-1)` walks the list of every child each time (~1 µs a child here), and it walks
+    /// it again for every zombie it returns: with 10,000 stages alive, calling it on every
+    /// request took 41 % of a run's CPU, and reaping the thousands whose SIGCHLDs coalesced at
+    /// the end of a run still took 15 %. So it is never called: children are waited for by pid
+    /// (one lookup each) when their SIGCHLD named them, and to catch a death whose signal
+    /// coalesced with another, all are asked by pid in turn every `POLL` per 200 children (at
+    /// least every `POLL`: 1 s with 10,000 stages), or at once while stopping.
     fn reap(&mut self) {
         for slot in &CHILD_SIGNALS {
             let pid = slot.swap(0, Ordering::AcqRel);
@@ -189,30 +191,22 @@ impl Server<'_> {
             return;
         }
         self.last_scan = Instant::now();
-        // Those that recorded their exit in the table but whose SIGCHLD we missed (signals
-        // coalesce): by pid too. While stopping, wait for them outright: they are past their
-        // entry, on their way out, and the root is waiting for us anyway (a 1 ms poll per exit
-        // was most of `finish`). Only then the scan, which costs a walk of the list for every
-        // zombie it returns, so it should find only the few that died without a word.
-        let announced: Vec<libc::pid_t> = self
-            .children
-            .iter()
-            .filter(|(_, &stage)| {
-                self.run.table.stage(stage).is_some_and(|e| e.state.load(Ordering::Acquire) == state::EXITING)
-            })
-            .map(|(&pid, _)| pid)
-            .collect();
-        let flags = if stopping { 0 } else { libc::WNOHANG };
-        for pid in announced {
+        // While stopping, those that recorded their exit in the table are waited for outright:
+        // they are past their entry, on their way out, and the root is waiting for us anyway
+        // (a 1 ms poll per exit was most of `finish`).
+        let children: Vec<(libc::pid_t, StageId)> = self.children.iter().map(|(&pid, &stage)| (pid, stage)).collect();
+        for (pid, stage) in children {
+            let announced =
+                || self.run.table.stage(stage).is_some_and(|e| e.state.load(Ordering::Acquire) == state::EXITING);
+            let flags = if stopping && announced() { 0 } else { libc::WNOHANG };
             self.wait_child(pid, flags);
         }
-        while self.wait_child(-1, libc::WNOHANG) > 0 {}
     }
 
     /// `waitpid(pid, flags)`, recording the child it returns; returns what waitpid did.
     fn wait_child(&mut self, pid: libc::pid_t, flags: libc::c_int) -> libc::pid_t {
         let mut status = 0;
-        // SAFETY: status is a valid out-pointer; `pid` is -1 or a child of ours.
+        // SAFETY: status is a valid out-pointer; `pid` is a child of ours.
         let ended = unsafe { libc::waitpid(pid, &mut status, flags) };
         if ended > 0 {
             self.exiting.retain(|&p| p != ended);
