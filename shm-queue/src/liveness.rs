@@ -25,16 +25,18 @@ pub enum Liveness {
     Dead,
 }
 
+thread_local! {
+    // (pid, start time) of this process, once known; a forked child finds a pid not its own.
+    static CURRENT: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
 impl ProcessId {
-    /// This process. Reads `/proc/self/stat` once per pid (so a forked child reads its own).
+    /// This process. Reads `/proc/self/stat` once per pid (so a forked child reads its own),
+    /// unless [`set_current`](Self::set_current) told it first.
     pub fn current() -> Self {
-        thread_local! {
-            // (pid, start time) of the last lookup; a forked child finds a pid not its own.
-            static CACHE: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((0, 0)) };
-        }
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() } as u32;
-        CACHE.with(|cache| {
+        CURRENT.with(|cache| {
             let (cached_pid, start_time) = cache.get();
             if cached_pid == pid {
                 return Self { pid, start_time };
@@ -43,6 +45,30 @@ impl ProcessId {
             cache.set((pid, start_time));
             Self { pid, start_time }
         })
+    }
+
+    /// Tells this process who it is, when another process has already read its start time —
+    /// typically the parent that forked it, right after the fork. The first `/proc` read in a
+    /// fresh process costs tens of µs (most of it first-touch costs), which a short-lived
+    /// process forked to do one job would otherwise pay on its way to its first queue.
+    ///
+    /// Ignored, returning `false`, unless `id.pid` is this process's pid. The start time is
+    /// taken on trust: a wrong one makes this process's queue ends look dead to their peers.
+    ///
+    /// ```
+    /// use shm_queue::ProcessId;
+    /// let me = ProcessId::current();
+    /// assert!(ProcessId::set_current(me));
+    /// assert!(!ProcessId::set_current(ProcessId { pid: me.pid + 1, ..me }));
+    /// assert_eq!(ProcessId::current(), me);
+    /// ```
+    pub fn set_current(id: ProcessId) -> bool {
+        // SAFETY: getpid has no preconditions.
+        if id.pid != unsafe { libc::getpid() } as u32 || id.start_time == 0 {
+            return false;
+        }
+        CURRENT.with(|cache| cache.set((id.pid, id.start_time)));
+        true
     }
 
     /// Checks `/proc/PID/stat`.
