@@ -24,6 +24,7 @@ fn main() {
         sigint_to_the_root_interrupts_the_run_and_cleans_up,
         root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed,
         many_stages_from_the_root_all_run_and_join,
+        every_stage_knows_its_own_identity_as_proc_has_it,
     ]);
 }
 
@@ -297,6 +298,25 @@ fn many_stages_from_the_root_all_run_and_join() {
     let stages: Vec<_> = (0..500u64).map(|i| run.spawn(answer, &i).unwrap()).collect();
     for (i, stage) in stages.into_iter().enumerate() {
         assert_eq!(stage.join().unwrap().result, i as u64 + 1);
+    }
+    run.finish().unwrap();
+}
+
+/// 1 when this process's identity (which the fork server usually supplies) is what /proc says.
+fn identity_check(_run: &RunHandle, _: u64) -> StageResult {
+    let me = shm_queue::ProcessId::current();
+    let status = shm_queue::ProcessStatus::read(std::process::id()).ok_or("no /proc entry for myself")?;
+    Ok(u64::from(me.pid == std::process::id() && me.start_time == status.start_time && me.is_alive()))
+}
+
+fn every_stage_knows_its_own_identity_as_proc_has_it() {
+    let mut rt = Runtime::builder();
+    let check = rt.register("identity", identity_check);
+    let run = rt.start().unwrap();
+    let stages: Vec<_> = (0..50).map(|_| run.spawn(check, &0u64).unwrap()).collect();
+    for stage in stages {
+        let id = stage.id();
+        assert_eq!(stage.join().unwrap().result, 1, "stage {id} has a wrong identity");
     }
     run.finish().unwrap();
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_queue::{Inspector, PopError};
+use shm_queue::{Inspector, PopError, ProcessId, ProcessStatus};
 
 use crate::entry::Registry;
 use crate::error::ExitStatus;
@@ -156,6 +156,12 @@ impl Server<'_> {
                 {
                     crate::table::bump(&entry.seq, &entry.waiters);
                 }
+                // Read the child's identity for it while it is still on its way (it starts tens of
+                // µs after fork returns here): the first `/proc` read in a fresh process is slow,
+                // and every stage needs its identity before it can attach to a queue.
+                if let Some(status) = ProcessStatus::read(pid as u32) {
+                    entry.start_time.store(status.start_time, Ordering::Release);
+                }
             }
             Err(_) => {
                 entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
@@ -283,6 +289,12 @@ fn run_stage(
     let me = unsafe { libc::getpid() } as u32;
     if let Some(slot) = run.table.stage(stage) {
         slot.pid.store(me, Ordering::Release);
+        // The server has usually read our start time by now; if not, the first queue we
+        // attach to reads it from /proc.
+        let start_time = slot.start_time.load(Ordering::Acquire);
+        if start_time != 0 {
+            ProcessId::set_current(ProcessId { pid: me, start_time });
+        }
         if slot.state.compare_exchange(state::REQUESTED, state::RUNNING, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             crate::table::bump(&slot.seq, &slot.waiters);
         }

@@ -76,7 +76,10 @@ pub(crate) struct StageEntry {
     pub exit_value: AtomicI32,
     pub waiters: AtomicU32,
     pub result: AtomicU64,
-    pub _reserved: [AtomicU64; 3],
+    /// The stage's start time (`/proc/PID/stat`), as the fork server read it after the fork
+    /// (0: not yet).
+    pub start_time: AtomicU64,
+    pub _reserved: [AtomicU64; 2],
 }
 
 const HEADER_LEN: usize = 128;
