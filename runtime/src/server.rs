@@ -261,13 +261,13 @@ impl Server<'_> {
     }
 }
 
-/// Poisons every queue whose name starts with `prefix`, waking all their sleepers.
+/// Poisons every queue whose name starts with `prefix`, waking all their sleepers. All are
+/// opened first and then poisoned at once: a stage woken by one queue's poisoning that gives
+/// up and closes its output must not let that output's consumer see a mere close.
 pub(crate) fn poison_run(prefix: &str) {
-    for name in shm_queue::list(prefix).unwrap_or_default() {
-        if let Ok(queue) = Inspector::open(&name) {
-            queue.poison();
-        }
-    }
+    let queues: Vec<Inspector> =
+        shm_queue::list(prefix).unwrap_or_default().iter().filter_map(|name| Inspector::open(name).ok()).collect();
+    Inspector::poison_all(&queues);
 }
 
 /// A stage's life, in a child of the server. Never returns.

@@ -57,8 +57,31 @@ impl Inspector {
 
     /// Poisons the queue and wakes all its sleepers.
     pub fn poison(&self) {
-        endpoint::poison(self.control(), None);
-        wake_everyone(self.control());
+        Self::poison_all(std::slice::from_ref(self));
+    }
+
+    /// Poisons every queue, then wakes every sleeper: nobody woken on one of them acts before
+    /// all are poisoned. (Poisoned one by one, a process woken on the first could see it
+    /// poisoned, give up and close its end of the next before that one is poisoned too; that
+    /// queue's consumer would then find it merely closed, not broken.)
+    ///
+    /// ```
+    /// use shm_queue::{Inspector, PopError, Queue, Spsc};
+    /// let names = [0, 1].map(|i| format!("/shmpipe-doc-poison-all-{}-{i}", std::process::id()));
+    /// let queues = names.clone().map(|n| Queue::<u64, Spsc>::create(&n, 8).unwrap());
+    /// let mut consumer = queues[1].consumer()?;
+    /// let inspectors: Vec<Inspector> = names.iter().map(|n| Inspector::open(n)).collect::<Result<_, _>>()?;
+    /// Inspector::poison_all(&inspectors);
+    /// assert_eq!(consumer.try_pop(), Err(PopError::Poisoned));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poison_all(queues: &[Inspector]) {
+        for queue in queues {
+            endpoint::poison(queue.control(), None);
+        }
+        for queue in queues {
+            wake_everyone(queue.control());
+        }
     }
 
     /// Whether nothing can use this segment any more: its creator and every recorded endpoint
