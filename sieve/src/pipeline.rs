@@ -386,15 +386,9 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
     let (ns, waits) = producer_side(&out);
     out_blocked.ns += ns - held_since.0;
     out_blocked.futex_waits += waits - held_since.1;
-    // The sink's writing end comes back from our child once it has reported.
-    let mut sink_end = match child {
-        Some(child) => {
-            drop(out);
-            let back = child.join()?.result;
-            sink.adopt_producer(Handover { slot: (back >> 32) as u32, role: back as u32 })?
-        }
-        None => out,
-    };
+    // Everything the report says is known now. Write it down and let go of the input and the
+    // primes before waiting for the child: stages end one after another up the chain, so what
+    // is still to unmap after the join is paid once per stage, in series.
     let input_side = input.stats().consumer;
     let primes = state.primes();
     let mut report = vec![
@@ -409,6 +403,16 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
         state.tests_done(),
     ];
     report.extend_from_slice(&primes);
+    drop((input, state, forward));
+    // The sink's writing end comes back from our child once it has reported.
+    let mut sink_end = match child {
+        Some(child) => {
+            drop(out);
+            let back = child.join()?.result;
+            sink.adopt_producer(Handover { slot: (back >> 32) as u32, role: back as u32 })?
+        }
+        None => out,
+    };
     sink_end.push_slice(&report).map_err(|e| e.without_item())?;
     if args.index == 0 {
         // The last report: closing the sink tells the root there is nothing more.
