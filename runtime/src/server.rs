@@ -65,8 +65,12 @@ struct Server<'a> {
     killed_all: bool,
     /// Children named by a SIGCHLD and not reaped yet.
     exiting: Vec<libc::pid_t>,
-    /// When `waitpid(-1)` last looked at every child.
+    /// When every child was last asked whether it has ended.
     last_scan: Instant,
+    /// Some child's SIGCHLD came since the last look: more are likely (the stages of a chain end
+    /// one after another), so look again after `STOPPING_POLL`, not `POLL`, instead of leaving
+    /// them as zombies for `finish` to reap in series.
+    exits_flowing: bool,
 }
 
 /// The server's life, in the forked child. Never returns.
@@ -87,6 +91,7 @@ pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> !
         killed_all: false,
         exiting: Vec::new(),
         last_scan: Instant::now(),
+        exits_flowing: false,
     };
     let code = server.main_loop();
     exit_now(code)
@@ -112,7 +117,7 @@ impl Server<'_> {
             if stopping && self.children.is_empty() {
                 return 0;
             }
-            let poll = if stopping { STOPPING_POLL } else { POLL };
+            let poll = if stopping || self.exits_flowing { STOPPING_POLL } else { POLL };
             match requests.pop_timeout(poll) {
                 Ok(request) if request.entry == SpawnRequest::WAKE => {}
                 Ok(request) => self.start(&request),
@@ -180,8 +185,12 @@ impl Server<'_> {
     /// coalesced with another, all are asked by pid in turn every `POLL` per 200 children (at
     /// least every `POLL`: 1 s with 10,000 stages), or at once while stopping.
     fn reap(&mut self) {
+        self.exits_flowing = false;
         for slot in &CHILD_SIGNALS {
             let pid = slot.swap(0, Ordering::AcqRel);
+            if pid > 0 {
+                self.exits_flowing = true;
+            }
             if pid > 0 && self.children.contains_key(&pid) && !self.exiting.contains(&pid) {
                 self.exiting.push(pid);
             }
