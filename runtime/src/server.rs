@@ -188,10 +188,11 @@ impl Server<'_> {
         self.exits_flowing = false;
         for slot in &CHILD_SIGNALS {
             let pid = slot.swap(0, Ordering::AcqRel);
-            if pid > 0 {
-                self.exits_flowing = true;
+            if pid <= 0 {
+                continue;
             }
-            if pid > 0 && self.children.contains_key(&pid) && !self.exiting.contains(&pid) {
+            self.exits_flowing = true;
+            if self.children.contains_key(&pid) && !self.exiting.contains(&pid) {
                 self.exiting.push(pid);
             }
         }
