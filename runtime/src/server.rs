@@ -24,10 +24,11 @@ use crate::table::{exit_kind, sleep_on, state, StageId};
 
 /// How often the server looks at its children and flags while no request comes.
 const POLL: Duration = Duration::from_millis(20);
-/// The same once the root has called `finish` (which wakes us with [`SpawnRequest::wake`]):
-/// the root waits for us, so the last stages' exits must be noticed at once. A SIGCHLD does not
-/// end a queue wait, and one that lands between a reap and the next wait would otherwise cost a
-/// whole `POLL`, a fifth of a small run's wall time.
+/// The same once the root has called `finish` (which wakes us with [`SpawnRequest::wake`]), and
+/// while stages keep exiting: the root waits for us, so the last stages' exits must be noticed
+/// at once, and a chain's stages end one after another. A SIGCHLD does not end a queue wait,
+/// and one that lands between a reap and the next wait would otherwise cost a whole `POLL`, a
+/// fifth of a small run's wall time.
 const STOPPING_POLL: Duration = Duration::from_millis(1);
 
 static TERMINATE: AtomicBool = AtomicBool::new(false);
