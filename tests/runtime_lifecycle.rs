@@ -25,6 +25,7 @@ fn main() {
         root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed,
         many_stages_from_the_root_all_run_and_join,
         every_stage_knows_its_own_identity_as_proc_has_it,
+        ps_shows_the_server_and_each_stage_by_name,
     ]);
 }
 
@@ -318,5 +319,22 @@ fn every_stage_knows_its_own_identity_as_proc_has_it() {
         let id = stage.id();
         assert_eq!(stage.join().unwrap().result, 1, "stage {id} has a wrong identity");
     }
+    run.finish().unwrap();
+}
+
+/// 1 if this process's name, as /proc has it, is the entry's name cut to the kernel's 15 bytes.
+fn name_check(_run: &RunHandle, _: u64) -> StageResult {
+    let comm = std::fs::read_to_string("/proc/self/comm")?;
+    Ok(u64::from(comm.trim_end() == "a-rather-long-e"))
+}
+
+fn ps_shows_the_server_and_each_stage_by_name() {
+    let mut rt = Runtime::builder();
+    let check = rt.register("a-rather-long-entry-name", name_check);
+    let run = rt.start().unwrap();
+    assert_eq!(run.spawn(check, &0u64).unwrap().join().unwrap().result, 1, "the stage is named after its entry");
+    // The server names itself as it starts; it has forked a stage, so it has started.
+    let server = std::fs::read_to_string(format!("/proc/{}/comm", run.server_pid())).unwrap();
+    assert_eq!(server.trim_end(), runtime::SERVER_NAME);
     run.finish().unwrap();
 }

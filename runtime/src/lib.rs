@@ -85,4 +85,5 @@ pub use handle::{RunHandle, StageExit, StageHandle};
 pub use prefix::{root_of, run_prefix_of, NAME_PREFIX};
 pub use request::{QueueName, ARGS_MAX};
 pub use run::{Run, Runtime};
+pub use server::SERVER_NAME;
 pub use table::{StageId, MAX_STAGES};

@@ -28,6 +28,16 @@ pub(crate) fn die_with_parent(expected_parent: libc::pid_t) {
     }
 }
 
+/// Names this process for `ps`, `top` and `perf` (the kernel keeps the first 15 bytes).
+pub(crate) fn set_name(name: &str) {
+    let mut buf = [0u8; 16];
+    let len = name.len().min(15);
+    buf[..len].copy_from_slice(&name.as_bytes()[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes: `buf` is 16 bytes
+    // and its last byte is always 0.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
 /// Sets a signal's disposition to default or ignore.
 pub(crate) fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) {
     // SAFETY: SIG_DFL and SIG_IGN are valid dispositions; no handler code runs.

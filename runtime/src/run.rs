@@ -52,7 +52,8 @@ impl Runtime {
         Self::default()
     }
 
-    /// Registers `f` as an entry point named `name` (the name appears in error messages).
+    /// Registers `f` as an entry point named `name`. The name appears in error messages, and a
+    /// stage running `f` takes it as its process name (`ps`, `top`; the kernel keeps 15 bytes).
     pub fn register<A: Pod>(&mut self, name: &'static str, f: fn(&RunHandle, A) -> StageResult) -> Entry<A> {
         self.registry.register(name, f)
     }

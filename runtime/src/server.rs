@@ -31,6 +31,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// fifth of a small run's wall time.
 const STOPPING_POLL: Duration = Duration::from_millis(1);
 
+/// The fork server's process name, as `ps` shows it.
+pub const SERVER_NAME: &str = "shmpipe-server";
+
 static TERMINATE: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigterm(_: libc::c_int) {
@@ -77,6 +80,7 @@ struct Server<'a> {
 /// The server's life, in the forked child. Never returns.
 pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> ! {
     process::die_with_parent(root);
+    process::set_name(SERVER_NAME);
     // The root handles Ctrl-C for the whole run; the terminal sends it to us all.
     process::set_disposition(libc::SIGINT, libc::SIG_IGN);
     process::set_handler(libc::SIGTERM, on_sigterm);
@@ -296,6 +300,8 @@ fn run_stage(
     CURRENT_STAGE.store(stage, Ordering::SeqCst);
     run.stage = stage;
     let _ = CURRENT_ENTRY.set(run.entry_name(stage));
+    // `ps` then tells stages from the server and the root, and entries from each other.
+    process::set_name(run.entry_name(stage));
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() } as u32;
     if let Some(slot) = run.table.stage(stage) {
