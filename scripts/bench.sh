@@ -21,6 +21,10 @@
 #   scripts/bench.sh quick spsc_u64
 #   scripts/bench.sh full --save-baseline before
 #
+# On x86_64 the suites are built as static executables, as `cargo sieve` builds the sieve
+# (.cargo/config.toml says why: every fork of a stage costs in proportion to the mappings of the
+# process it is forked from). LINK=dynamic builds them as plain `cargo bench` does.
+#
 # Reports land in target/criterion/. The benchmarks fork processes and create segments named
 # /shmpipe-bench-<pid>-<n> (runs of the runtime use /shmpipe.<...>, which scripts/check-leftovers.sh
 # covers); the script fails if any /shmpipe-bench-* segment is left in /dev/shm afterwards.
@@ -46,15 +50,21 @@ else
     unset SHMPIPE_BENCH_QUICK
 fi
 
+link=()
+if [ "${LINK:-static}" = static ] && [ "$(uname -m)" = x86_64 ]; then
+    link=(--target x86_64-unknown-linux-gnu
+        --config 'target.x86_64-unknown-linux-gnu.rustflags = ["-C", "target-feature=+crt-static"]')
+fi
+
 # Build everything first, so compile time is not mixed with the runs.
 build=()
 for b in $benches; do build+=(--bench "$b"); done
-cargo bench -p shmpipe --no-run "${build[@]}"
+cargo bench -p shmpipe "${link[@]}" --no-run "${build[@]}"
 
 start=$(date +%s)
 for b in $benches; do
     echo "== $b ($mode)"
-    cargo bench -p shmpipe --bench "$b" -- "${criterion_args[@]}" "$@"
+    cargo bench -p shmpipe "${link[@]}" --bench "$b" -- "${criterion_args[@]}" "$@"
 done
 echo "== done in $(($(date +%s) - start)) s ($mode)"
 

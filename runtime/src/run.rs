@@ -70,6 +70,11 @@ impl Runtime {
     /// having run a few hundred threads before (glibc keeps their arenas: ~260 mappings
     /// instead of ~40) made it 1.6× slower.
     ///
+    /// For the same reason, link the program statically where you can
+    /// (`-C target-feature=+crt-static` with `--target`, as the workspace's `cargo sieve` alias
+    /// does): without ld.so, libc, libm and libgcc_s mapped, the server has 15 mappings instead
+    /// of 37, and a 9,929-stage sieve took 17 % less time.
+    ///
     /// # Errors
     /// Segment creation errors, or `Os` if a system call fails.
     pub fn start(self) -> Result<Run, RuntimeError> {
