@@ -6,6 +6,11 @@
 //! pop again, so it counts as dead; a stopped one (`T`, SIGSTOP) is alive.
 
 use std::fs;
+use std::io::{Read, Write};
+
+/// Room for a `/proc/PID/stat` line: 52 numeric fields of at most 20 digits and a command
+/// name of at most 64 bytes fit with room to spare.
+const STAT_LINE_MAX: usize = 2048;
 
 /// The identity of a process: pid and kernel start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -100,8 +105,32 @@ pub struct ProcessStatus {
 
 impl ProcessStatus {
     /// Reads `/proc/PID/stat`; `None` if there is no such process.
+    ///
+    /// Allocates nothing (the line is read into a buffer on the stack): the runtime's fork
+    /// server calls this after every fork, when every heap page it writes is still shared with
+    /// the new child and costs a copy-on-write fault.
     pub fn read(pid: u32) -> Option<Self> {
-        let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+        let mut path = [0u8; 32];
+        let path_len = {
+            let mut cursor = &mut path[..];
+            write!(cursor, "/proc/{pid}/stat").ok()?;
+            32 - cursor.len()
+        };
+        let mut file = fs::File::open(std::str::from_utf8(&path[..path_len]).ok()?).ok()?;
+        let mut line = [0u8; STAT_LINE_MAX];
+        let mut len = 0;
+        loop {
+            match file.read(&mut line[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+            if len == line.len() {
+                return None; // longer than any stat line the kernel writes
+            }
+        }
+        let text = &line[..len];
         // The command name (field 2) is in parentheses and may itself hold ") ": split at the
         // last.
         let close = text.iter().rposition(|&b| b == b')')?;
