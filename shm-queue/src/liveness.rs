@@ -116,7 +116,8 @@ impl ProcessStatus {
             write!(cursor, "/proc/{pid}/stat").ok()?;
             32 - cursor.len()
         };
-        let mut file = fs::File::open(std::str::from_utf8(&path[..path_len]).ok()?).ok()?;
+        let path = std::str::from_utf8(&path[..path_len]).ok()?;
+        let mut file = fs::File::open(path).ok()?;
         let mut line = [0u8; STAT_LINE_MAX];
         let mut len = 0;
         loop {
@@ -127,10 +128,15 @@ impl ProcessStatus {
                 Err(_) => return None,
             }
             if len == line.len() {
-                return None; // longer than any stat line the kernel writes
+                // Longer than any line we know of: read it whole rather than misjudge it.
+                return Self::parse(&fs::read(path).ok()?);
             }
         }
-        let text = &line[..len];
+        Self::parse(&line[..len])
+    }
+
+    /// Parses a `/proc/PID/stat` line.
+    fn parse(text: &[u8]) -> Option<Self> {
         // The command name (field 2) is in parentheses and may itself hold ") ": split at the
         // last.
         let close = text.iter().rposition(|&b| b == b')')?;
@@ -169,6 +175,14 @@ mod tests {
         assert_eq!(status.parent, unsafe { libc::getppid() } as u32);
         assert_eq!(status.start_time, me.start_time);
         assert!(!status.has_ended());
+    }
+
+    #[test]
+    fn a_command_name_with_parentheses_and_spaces_parses() {
+        let line = b"42 (a) b (c) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 50";
+        let status = ProcessStatus::parse(line).unwrap();
+        assert_eq!((status.state, status.parent, status.group, status.start_time), (b'S', 7, 42, 123456));
+        assert!(ProcessStatus::parse(b"42 (no closing parenthesis S 7").is_none());
     }
 
     #[test]
