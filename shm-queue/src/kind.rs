@@ -75,6 +75,9 @@ pub trait Kind: sealed::Sealed + Send + Sync + 'static {
 pub trait MultiProducer: Kind {}
 /// Kinds whose consumer end may be cloned or attached several times.
 pub trait MultiConsumer: Kind {}
+/// Kinds with one producer, whose reservations are its own until published: it may publish
+/// part of one ([`WriteChunk::commit_first`](crate::WriteChunk::commit_first)).
+pub trait SingleProducer: Kind {}
 
 macro_rules! kinds {
     ($($(#[$doc:meta])* $name:ident => $id:ident;)*) => {$(
@@ -102,4 +105,6 @@ kinds! {
 impl MultiProducer for Mpsc {}
 impl MultiProducer for Mpmc {}
 impl MultiConsumer for Spmc {}
+impl SingleProducer for Spsc {}
+impl SingleProducer for Spmc {}
 impl MultiConsumer for Mpmc {}

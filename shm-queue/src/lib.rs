@@ -95,7 +95,7 @@ pub use bytemuck::{Pod, Zeroable};
 pub use error::{AttachError, CreateError, NameError, OpenError, PopError, PushError, UnlinkError};
 pub use fingerprint::TypeFingerprint;
 pub use header::{HeaderInfo, FORMAT_VERSION, MAX_CAPACITY};
-pub use kind::{Kind, KindId, Mpmc, Mpsc, MultiConsumer, MultiProducer, Spmc, Spsc};
+pub use kind::{Kind, KindId, Mpmc, Mpsc, MultiConsumer, MultiProducer, SingleProducer, Spmc, Spsc};
 pub use name::{ShmName, MAX_NAME_LEN};
 pub use wake::WakePolicy;
 

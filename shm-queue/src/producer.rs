@@ -11,7 +11,7 @@ use bytemuck::Pod;
 use crate::attached::{Attached, Handover};
 use crate::control::{CONSUMERS_GONE, POISONED};
 use crate::error::PushError;
-use crate::kind::{Kind, MultiProducer};
+use crate::kind::{Kind, MultiProducer, SingleProducer};
 use crate::ring::{ProducerCursor, Span};
 use crate::stats::QueueStats;
 use crate::sync::Ordering;
@@ -283,10 +283,104 @@ impl<T: Pod, K: Kind> WriteChunk<'_, T, K> {
     }
 }
 
+impl<T: Pod, K: SingleProducer> WriteChunk<'_, T, K> {
+    /// Publishes the first `n` slots and gives the rest of the reservation back, for a writer
+    /// that learns how much it has only as it writes (a filter: reserve room for a whole input
+    /// chunk, write the survivors, publish those). Single-producer kinds only: a multi-producer
+    /// claim cannot be shortened.
+    ///
+    /// # Panics
+    /// If `n` exceeds [`len`](Self::len).
+    ///
+    /// ```
+    /// use shm_queue::{Queue, QueueOptions, Spsc};
+    /// # let name = format!("/shmq-doc-commit-first-{}", std::process::id());
+    /// let queue = Queue::<u64, Spsc>::create_with(&name, QueueOptions::new(16))?;
+    /// let (mut tx, mut rx) = (queue.producer()?, queue.consumer()?);
+    /// let input = [3u64, 4, 5, 6, 7];
+    /// let mut chunk = tx.write_chunk(input.len())?;
+    /// let mut kept = 0;
+    /// for (slot, &n) in chunk.as_mut_slice().iter_mut().zip(input.iter().filter(|&&n| n % 2 == 1)) {
+    ///     slot.write(n);
+    ///     kept += 1;
+    /// }
+    /// chunk.commit_first(kept);
+    /// assert_eq!(&*rx.read_chunk(8)?, &[3, 5, 7]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn commit_first(mut self, n: usize) {
+        assert!(n <= self.span.len, "cannot publish {n} of {} reserved slots", self.span.len);
+        self.committed = true;
+        if n > 0 {
+            let span = Span { pos: self.span.pos, len: n };
+            self.producer.publish(span);
+        }
+    }
+}
+
 impl<T: Pod, K: Kind> Drop for WriteChunk<'_, T, K> {
     fn drop(&mut self) {
         if !self.committed && !self.producer.end.ring.abandon(self.span) {
             self.producer.end.poison();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{PopError, Queue, QueueOptions, SingleProducer, Spmc, Spsc};
+
+    fn drain<K: SingleProducer>(rx: &mut crate::Consumer<u64, K>) -> Vec<u64> {
+        let mut got = Vec::new();
+        loop {
+            match rx.try_pop() {
+                Ok(v) => got.push(v),
+                Err(PopError::Empty) => return got,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn a_partial_commit_publishes_the_prefix_and_frees_the_rest<K: SingleProducer>() {
+        let queue = Queue::<u64, K>::on_heap(QueueOptions::new(4)).unwrap();
+        let (mut tx, mut rx) = (queue.producer().unwrap(), queue.consumer().unwrap());
+        let mut chunk = tx.write_chunk(4).unwrap();
+        assert_eq!(chunk.len(), 4);
+        for (i, slot) in chunk.as_mut_slice().iter_mut().enumerate() {
+            slot.write(10 + i as u64);
+        }
+        chunk.commit_first(2);
+        assert_eq!(drain(&mut rx), [10, 11], "only the prefix is published");
+        tx.write_chunk(4).unwrap().commit_first(0);
+        assert_eq!(drain(&mut rx), [], "publishing none publishes nothing");
+        // The next reservation starts right after what was published, and wraps.
+        for round in 0..3u64 {
+            let mut chunk = tx.write_chunk(3).unwrap();
+            let n = chunk.len();
+            for (i, slot) in chunk.as_mut_slice().iter_mut().enumerate() {
+                slot.write(100 * round + i as u64);
+            }
+            chunk.commit_first(n - 1);
+            let expected: Vec<u64> = (0..n as u64 - 1).map(|i| 100 * round + i).collect();
+            assert_eq!(drain(&mut rx), expected, "round {round}");
+        }
+    }
+
+    #[test]
+    fn spsc_partial_commits() {
+        a_partial_commit_publishes_the_prefix_and_frees_the_rest::<Spsc>();
+    }
+
+    #[test]
+    fn spmc_partial_commits() {
+        a_partial_commit_publishes_the_prefix_and_frees_the_rest::<Spmc>();
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot publish 3 of 2 reserved slots")]
+    fn publishing_more_than_was_reserved_panics() {
+        let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::new(2)).unwrap();
+        let mut tx = queue.producer().unwrap();
+        tx.write_chunk(2).unwrap().commit_first(3);
     }
 }
