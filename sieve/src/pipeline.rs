@@ -306,22 +306,59 @@ fn producer_side(p: &Producer<u64, Spsc>) -> (u64, u64) {
     (s.blocked_ns, s.futex_waits)
 }
 
-/// Numbers a stage collects before pushing them on. One page: the buffer is fresh memory in
-/// every stage, and a chunk's worth (32 KB) cost 7 more page faults per stage than this.
-const FORWARD_BUFFER: usize = 512;
+/// What one call of [`forward_survivors`] did.
+struct Forwarded {
+    /// Numbers offered to the stage.
+    consumed: usize,
+    /// Numbers written to the output.
+    written: usize,
+    /// The number the stage is to start its child with, if it came up (the last consumed).
+    spawn_with: Option<u64>,
+}
 
-/// Pushes the collected numbers on and counts them.
-fn flush_forward(
+/// Offers `numbers` to the stage in order and writes those that go on straight into the
+/// output's ring, with no copy in between. Room is reserved only once the first of them is
+/// known (a stage waits on a full output only when it has a number to put, as the original's
+/// put does), and what was written is published at the end. Stops after the number the stage
+/// starts its child with (which goes to the current output first), or when the reserved room
+/// is full.
+fn forward_survivors(
     out: &mut Producer<u64, Spsc>,
-    forward: &mut Vec<u64>,
-    items_out: &mut u64,
-) -> Result<(), PipelineError> {
-    if !forward.is_empty() {
-        out.push_slice(forward).map_err(|e| e.without_item())?;
-        *items_out += forward.len() as u64;
-        forward.clear();
+    state: &mut StageState,
+    numbers: &[u64],
+) -> Result<Forwarded, PipelineError> {
+    let mut consumed = 0;
+    let (first, verdict) = loop {
+        let Some(&n) = numbers.get(consumed) else {
+            return Ok(Forwarded { consumed, written: 0, spawn_with: None });
+        };
+        consumed += 1;
+        match state.offer(n) {
+            Verdict::Drop => {}
+            verdict => break (n, verdict),
+        }
+    };
+    let mut chunk = out.write_chunk(numbers.len() - consumed + 1)?;
+    let slots = chunk.as_mut_slice();
+    slots[0].write(first);
+    let mut written = 1;
+    let mut spawn_with = (verdict == Verdict::SpawnWith).then_some(first);
+    while spawn_with.is_none() && written < slots.len() {
+        let Some(&n) = numbers.get(consumed) else { break };
+        consumed += 1;
+        match state.offer(n) {
+            Verdict::Drop => {}
+            verdict => {
+                slots[written].write(n);
+                written += 1;
+                if verdict == Verdict::SpawnWith {
+                    spawn_with = Some(n);
+                }
+            }
+        }
     }
-    Ok(())
+    chunk.commit_first(written);
+    Ok(Forwarded { consumed, written, spawn_with })
 }
 
 /// One stage: the original's loop, over chunks read in place.
@@ -336,7 +373,6 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
     let mut out_blocked = Blocked::default();
     let mut held_since = producer_side(&out);
     let mut child = None;
-    let mut forward: Vec<u64> = Vec::with_capacity(FORWARD_BUFFER);
     let (mut items_in, mut items_out) = (0u64, 0u64);
     'stream: loop {
         if input.is_empty() {
@@ -344,57 +380,39 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
             out.flush();
         }
         let chunk = input.read_chunk(BATCH)?;
+        let end = chunk.iter().position(|&n| n == END);
+        let numbers = &chunk[..end.unwrap_or(chunk.len())];
+        items_in += numbers.len() as u64;
         if state.skips_tests() && state.has_spawned() {
             // Past the square root and full: every number goes on untouched (verdict Forward),
             // so pass the chunk straight from our input's segment into our output's.
-            let end = chunk.iter().position(|&n| n == END);
-            let numbers = &chunk[..end.unwrap_or(chunk.len())];
             out.push_slice(numbers).map_err(|e| e.without_item())?;
-            items_in += numbers.len() as u64;
             items_out += numbers.len() as u64;
-            if end.is_some() {
-                break 'stream;
-            }
-            continue;
-        }
-        let mut ended = false;
-        for &n in chunk.iter() {
-            if n == END {
-                ended = true;
-                break;
-            }
-            items_in += 1;
-            match state.offer(n) {
-                Verdict::Drop => {}
-                Verdict::Forward | Verdict::Keep => {
-                    forward.push(n);
-                    if forward.len() == FORWARD_BUFFER {
-                        flush_forward(&mut out, &mut forward, &mut items_out)?;
-                    }
-                }
-                Verdict::SpawnWith => {
-                    forward.push(n);
-                    flush_forward(&mut out, &mut forward, &mut items_out)?;
-                    // Splice a new stage in between us and the sink: it gets the sink's
-                    // writing end, we write into its input from now on.
-                    let (queue, name) = run.create_queue::<u64, Spsc>(queue_options(args.queue_depth as usize))?;
-                    let next_input = queue.producer()?;
-                    let sink_end = std::mem::replace(&mut out, next_input);
-                    let (ns, waits) = producer_side(&sink_end);
-                    out_blocked.ns += ns - held_since.0;
-                    out_blocked.futex_waits += waits - held_since.1;
-                    held_since = (0, 0);
-                    let sink_end = sink_end.into_handover();
-                    child = Some(run.spawn(
-                        args.next,
-                        &StageArgs { first_prime: n, index: args.index + 1, input: name, sink_end, ..args },
-                    )?);
-                }
+        } else {
+            let mut rest = numbers;
+            while !rest.is_empty() {
+                let step = forward_survivors(&mut out, &mut state, rest)?;
+                rest = &rest[step.consumed..];
+                items_out += step.written as u64;
+                let Some(n) = step.spawn_with else { continue };
+                // Splice a new stage in between us and the sink: it gets the sink's writing
+                // end, we write into its input from now on.
+                let (queue, name) = run.create_queue::<u64, Spsc>(queue_options(args.queue_depth as usize))?;
+                let next_input = queue.producer()?;
+                let sink_end = std::mem::replace(&mut out, next_input);
+                let (ns, waits) = producer_side(&sink_end);
+                out_blocked.ns += ns - held_since.0;
+                out_blocked.futex_waits += waits - held_since.1;
+                held_since = (0, 0);
+                let sink_end = sink_end.into_handover();
+                child = Some(run.spawn(
+                    args.next,
+                    &StageArgs { first_prime: n, index: args.index + 1, input: name, sink_end, ..args },
+                )?);
             }
         }
         drop(chunk);
-        flush_forward(&mut out, &mut forward, &mut items_out)?;
-        if ended {
+        if end.is_some() {
             break 'stream;
         }
     }
@@ -420,7 +438,7 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
         state.tests_done(),
     ];
     report.extend_from_slice(&primes);
-    drop((input, state, forward));
+    drop((input, state));
     // The sink's writing end comes back from our child once it has reported.
     let mut sink_end = match child {
         Some(child) => {
