@@ -176,6 +176,11 @@ module shm_queue
       import :: c_int, c_ptr
       type(c_ptr), value :: producer
     end function
+    integer(c_int) function shmq_commit_first(producer, n) bind(c, name='shmq_commit_first')
+      import :: c_int, c_ptr, c_size_t
+      type(c_ptr), value :: producer
+      integer(c_size_t), value :: n
+    end function
     integer(c_int) function shmq_abandon(producer) bind(c, name='shmq_abandon')
       import :: c_int, c_ptr
       type(c_ptr), value :: producer

@@ -613,6 +613,21 @@ int shmq_reserve_timeout(struct shmq_producer *producer,
 int shmq_commit(struct shmq_producer *producer);
 
 /**
+ * Publishes the first `n` records of the chunk reserved by `shmq_reserve` (at most its `*len`),
+ * for a writer that learns how many it has only as it writes them (a filter). On SPSC and
+ * SPMC queues the other slots return to the ring; a multi-producer claim cannot be shortened,
+ * so on MPSC and MPMC queues only `n` equal to the whole chunk is accepted (`SHMQ_EINVAL`
+ * otherwise, and the chunk stays reserved: commit all of it or abandon it).
+ *
+ * Returns 0, or `SHMQ_EINVAL` (NULL, no chunk is reserved, `n` exceeds it, or the partial
+ * publication a multi-producer queue refuses).
+ *
+ * # Safety
+ * `producer` as for `shmq_push`.
+ */
+int shmq_commit_first(struct shmq_producer *producer, size_t n);
+
+/**
  * Gives up the chunk reserved by `shmq_reserve` without publishing it. On SPSC and SPMC
  * queues the slots return to the ring; a multi-producer claim cannot be taken back, so on
  * MPSC and MPMC queues this poisons the queue (consumers would wait for those slots forever).

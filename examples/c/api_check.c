@@ -158,6 +158,15 @@ int main(int argc, char **argv) {
     while (shmq_try_pop(rx, &r) == 0) TRUE(r.words[0] == 8 * next++);
     TRUE(next == committed);
 
+    /* Publishing the first records of a chunk, as a filter does; on SPSC the rest returns. */
+    EXPECT(shmq_reserve(tx, 4, &slots, &len), 0);
+    for (size_t k = 0; k < len; k++) ((record *)slots)[k] = rec(next + k);
+    EXPECT(shmq_commit_first(tx, len + 1), SHMQ_EINVAL);
+    EXPECT(shmq_commit_first(tx, 1), 0);
+    EXPECT(shmq_commit_first(tx, 0), SHMQ_EINVAL);
+    while (shmq_try_pop(rx, &r) == 0) TRUE(r.words[0] == 8 * next++);
+    TRUE(next == committed + 1);
+
     /* Batches. */
     record batch[5];
     for (int i = 0; i < 5; i++) batch[i] = rec(next + i);

@@ -784,6 +784,26 @@ pub unsafe extern "C" fn shmq_commit(producer: *mut ShmqProducer) -> c_int {
     })
 }
 
+/// Publishes the first `n` records of the chunk reserved by `shmq_reserve` (at most its `*len`),
+/// for a writer that learns how many it has only as it writes them (a filter). On SPSC and
+/// SPMC queues the other slots return to the ring; a multi-producer claim cannot be shortened,
+/// so on MPSC and MPMC queues only `n` equal to the whole chunk is accepted (`SHMQ_EINVAL`
+/// otherwise, and the chunk stays reserved: commit all of it or abandon it).
+///
+/// Returns 0, or `SHMQ_EINVAL` (NULL, no chunk is reserved, `n` exceeds it, or the partial
+/// publication a multi-producer queue refuses).
+///
+/// # Safety
+/// `producer` as for `shmq_push`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_commit_first(producer: *mut ShmqProducer, n: usize) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or a live handle, used by this thread only, by the caller's contract.
+        let producer = unsafe { mut_arg(producer, "producer") }?;
+        producer.ops.commit_first(n)
+    })
+}
+
 /// Gives up the chunk reserved by `shmq_reserve` without publishing it. On SPSC and SPMC
 /// queues the slots return to the ring; a multi-producer claim cannot be taken back, so on
 /// MPSC and MPMC queues this poisons the queue (consumers would wait for those slots forever).

@@ -69,6 +69,7 @@ pub(crate) trait ProducerOps {
     fn push_many(&mut self, records: &[u8], done: &mut usize) -> Result<(), Failure>;
     fn reserve(&mut self, max: usize, wait: Wait) -> Result<(*mut u8, usize), Failure>;
     fn commit(&mut self) -> Result<(), Failure>;
+    fn commit_first(&mut self, n: usize) -> Result<(), Failure>;
     fn abort(&mut self) -> Result<(), Failure>;
     fn flush(&mut self) -> Result<(), Failure>;
     fn poison(&mut self);
@@ -106,7 +107,10 @@ pub(crate) fn create(
     dispatch!(size, kind, create_typed(name, options)).unwrap_or_else(|| Err(unsupported(size)))
 }
 
-fn create_typed<const N: usize, K: Kind>(name: &str, options: QueueOptions) -> Result<Box<dyn QueueOps>, Failure>
+fn create_typed<const N: usize, K: PublishFirst>(
+    name: &str,
+    options: QueueOptions,
+) -> Result<Box<dyn QueueOps>, Failure>
 where
     [u8; N]: Pod,
 {
@@ -133,7 +137,7 @@ pub(crate) fn open(name: &str, kind: Option<KindId>, size: Option<usize>) -> Res
     dispatch!(size, kind, open_typed(name)).unwrap_or_else(|| Err(unsupported(size)))
 }
 
-fn open_typed<const N: usize, K: Kind>(name: &str) -> Result<Box<dyn QueueOps>, Failure>
+fn open_typed<const N: usize, K: PublishFirst>(name: &str) -> Result<Box<dyn QueueOps>, Failure>
 where
     [u8; N]: Pod,
 {
@@ -168,7 +172,7 @@ pub(crate) fn c_stats(stats: &QueueStats, record_size: usize, bound: usize) -> S
     }
 }
 
-impl<const N: usize, K: Kind> QueueOps for Queue<[u8; N], K>
+impl<const N: usize, K: PublishFirst> QueueOps for Queue<[u8; N], K>
 where
     [u8; N]: Pod,
 {
@@ -202,6 +206,52 @@ where
 fn chunk_outstanding(what: &str) -> Failure {
     Failure::new(SHMQ_EBUSY, format!("a {what} chunk is outstanding on this handle; finish it first"))
 }
+
+/// Publishing the first `n` records of a reservation (`n` at most its length): single-producer
+/// kinds give the rest back; a multi-producer claim cannot be shortened, so there only all of
+/// it can be published, and a shorter `n` is refused with the chunk left reserved.
+pub(crate) trait PublishFirst: Kind + Sized {
+    fn publish_first<const N: usize>(
+        chunk: &mut Option<WriteChunk<'static, [u8; N], Self>>,
+        n: usize,
+    ) -> Result<(), Failure>
+    where
+        [u8; N]: Pod;
+}
+
+macro_rules! publish_first {
+    (single: $($kind:ty),*; multi: $($multi:ty),*) => {
+        $(impl PublishFirst for $kind {
+            fn publish_first<const N: usize>(chunk: &mut Option<WriteChunk<'static, [u8; N], Self>>, n: usize) -> Result<(), Failure>
+            where
+                [u8; N]: Pod,
+            {
+                if let Some(chunk) = chunk.take() {
+                    chunk.commit_first(n);
+                }
+                Ok(())
+            }
+        })*
+        $(impl PublishFirst for $multi {
+            fn publish_first<const N: usize>(chunk: &mut Option<WriteChunk<'static, [u8; N], Self>>, n: usize) -> Result<(), Failure>
+            where
+                [u8; N]: Pod,
+            {
+                match chunk.take() {
+                    Some(whole) if whole.len() == n => whole.commit(),
+                    other => {
+                        *chunk = other;
+                        return Err(Failure::invalid(
+                            "a multi-producer reservation cannot be published in part: commit all of it, or abandon it",
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        })*
+    };
+}
+publish_first!(single: Spsc, Spmc; multi: Mpsc, Mpmc);
 
 /// A producer and the write chunk it may have lent out between `shmq_reserve` and
 /// `shmq_commit`.
@@ -261,7 +311,7 @@ where
     }
 }
 
-impl<const N: usize, K: Kind> ProducerOps for ProducerEnd<N, K>
+impl<const N: usize, K: PublishFirst> ProducerOps for ProducerEnd<N, K>
 where
     [u8; N]: Pod,
 {
@@ -315,6 +365,14 @@ where
         let chunk = self.chunk.take().ok_or_else(|| Failure::invalid("no reserved chunk to commit"))?;
         chunk.commit();
         Ok(())
+    }
+
+    fn commit_first(&mut self, n: usize) -> Result<(), Failure> {
+        let len = self.chunk.as_ref().ok_or_else(|| Failure::invalid("no reserved chunk to commit"))?.len();
+        if n > len {
+            return Err(Failure::invalid(format!("cannot publish {n} of {len} reserved records")));
+        }
+        K::publish_first(&mut self.chunk, n)
     }
 
     fn abort(&mut self) -> Result<(), Failure> {

@@ -219,6 +219,48 @@ fn abandoning_a_multi_producer_chunk_poisons() {
     ok!(shmq_queue_close(q));
 }
 
+/// `shmq_commit_first` publishes a prefix on single-producer kinds; a multi-producer queue
+/// takes only the whole chunk and leaves a shorter request's chunk reserved.
+#[test]
+fn committing_the_first_records_of_a_chunk() {
+    for kind in [SHMQ_SPSC, SHMQ_SPMC, SHMQ_MPSC, SHMQ_MPMC] {
+        let name = Name::new();
+        let q = create(&name, kind, 8, 16);
+        let (mut tx, mut rx) = (null_mut(), null_mut());
+        ok!(shmq_producer_attach(q, &mut tx));
+        ok!(shmq_consumer_attach(q, &mut rx));
+        fails!(shmq_commit_first(tx, 0), SHMQ_EINVAL); // nothing reserved
+        let (mut slots, mut len) = (null_mut::<c_void>(), 0);
+        ok!(shmq_reserve(tx, 4, &mut slots, &mut len));
+        assert_eq!(len, 4);
+        for i in 0..len {
+            // SAFETY: `len` reserved 8-byte records, ours until published.
+            unsafe { slots.cast::<u64>().add(i).write(10 + i as u64) };
+        }
+        fails!(shmq_commit_first(tx, 5), SHMQ_EINVAL); // more than reserved
+        let multi = kind == SHMQ_MPSC || kind == SHMQ_MPMC;
+        if multi {
+            fails!(shmq_commit_first(tx, 2), SHMQ_EINVAL);
+            assert!(last_error().contains("multi-producer"), "{}", last_error());
+            ok!(shmq_commit_first(tx, 4)); // still reserved: all of it goes
+        } else {
+            ok!(shmq_commit_first(tx, 2));
+        }
+        let mut got = Vec::new();
+        let mut out = 0u64;
+        // SAFETY: `out` holds one 8-byte record.
+        while unsafe { shmq_try_pop(rx, (&raw mut out).cast()) } == SHMQ_OK {
+            got.push(out);
+        }
+        assert_eq!(got, if multi { vec![10, 11, 12, 13] } else { vec![10, 11] }, "kind {kind}");
+        fails!(shmq_commit_first(tx, 0), SHMQ_EINVAL); // the chunk is gone
+        assert_eq!(stats(q).poisoned, 0);
+        ok!(shmq_producer_close(tx));
+        ok!(shmq_consumer_close(rx));
+        ok!(shmq_queue_close(q));
+    }
+}
+
 /// Closing a consumer with a read chunk outstanding releases it; the queue stays usable.
 #[test]
 fn closing_with_an_outstanding_read_releases_it() {
@@ -334,6 +376,7 @@ fn null_arguments_are_einval_and_closes_accept_null() {
     fails!(shmq_push(null_mut(), (&raw const byte).cast()), SHMQ_EINVAL);
     fails!(shmq_pop(null_mut(), (&raw mut byte).cast()), SHMQ_EINVAL);
     fails!(shmq_commit(null_mut()), SHMQ_EINVAL);
+    fails!(shmq_commit_first(null_mut(), 0), SHMQ_EINVAL);
     fails!(shmq_release(null_mut()), SHMQ_EINVAL);
     fails!(shmq_poison(null()), SHMQ_EINVAL);
     fails!(shmq_keep_name(null()), SHMQ_EINVAL);
