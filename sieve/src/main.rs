@@ -171,6 +171,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         mode: cli.mode.name().into(),
         wall_s,
         cpu_s: cpu_seconds(),
+        tests: outcome.stages.iter().map(|s| s.tests_done).sum(),
     };
     let per_stage: Vec<StageStats> = outcome.stages.iter().map(stage_stats).collect();
     if cli.quiet {
@@ -263,6 +264,7 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
                     index: i as u64,
                     first_prime: primes.first().copied().unwrap_or(0),
                     primes: primes.clone(),
+                    tests_done: result.stage_tests.get(i).copied().unwrap_or(0),
                     ..StageReport::default()
                 })
                 .collect();
@@ -304,19 +306,20 @@ fn stage_stats(s: &StageReport) -> StageStats {
         blocked_full_ns: s.blocked_full_ns,
         blocked_empty_ns: s.blocked_empty_ns,
         futex_waits: s.futex_waits,
+        tests_done: s.tests_done,
     }
 }
 
 fn write_stats_table(out: &mut impl Write, stages: &[StageStats]) -> io::Result<()> {
     writeln!(
         out,
-        "\n{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8}",
-        "stage", "first", "held", "in", "out", "blocked_full", "blocked_empty", "waits"
+        "\n{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8} {:>14}",
+        "stage", "first", "held", "in", "out", "blocked_full", "blocked_empty", "waits", "tests"
     )?;
     for s in stages {
         writeln!(
             out,
-            "{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8}",
+            "{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8} {:>14}",
             s.index,
             s.first_prime,
             s.primes_held,
@@ -324,7 +327,8 @@ fn write_stats_table(out: &mut impl Write, stages: &[StageStats]) -> io::Result<
             s.items_out,
             sieve::draw::format_ns(s.blocked_full_ns),
             sieve::draw::format_ns(s.blocked_empty_ns),
-            s.futex_waits
+            s.futex_waits,
+            s.tests_done
         )?;
     }
     Ok(())

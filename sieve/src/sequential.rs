@@ -17,6 +17,8 @@ pub struct SieveResult {
     pub stages: Vec<Vec<u64>>,
     /// Total divisibility tests done by all stages.
     pub tests_done: u64,
+    /// Divisibility tests done by each stage, stage 0 first.
+    pub stage_tests: Vec<u64>,
 }
 
 impl SieveResult {
@@ -79,6 +81,7 @@ pub fn run_sequential(max_number: u64, stage_size: usize, sqrt_cutoff: bool) -> 
     SieveResult {
         primes,
         tests_done: stages.iter().map(StageState::tests_done).sum(),
+        stage_tests: stages.iter().map(StageState::tests_done).collect(),
         stages: stages.iter().map(StageState::primes).collect(),
     }
 }

@@ -25,6 +25,8 @@ pub struct StageStats {
     pub blocked_empty_ns: u64,
     /// FUTEX_WAIT calls made by the stage.
     pub futex_waits: u64,
+    /// Divisibility tests the stage did (the original's `%` evaluations).
+    pub tests_done: u64,
 }
 
 /// The headline numbers of a run.
@@ -50,6 +52,8 @@ pub struct Summary {
     pub wall_s: f64,
     /// CPU seconds, all processes together.
     pub cpu_s: f64,
+    /// Divisibility tests done by all stages together (0 for the reference sieve).
+    pub tests: u64,
 }
 
 impl Summary {
@@ -62,7 +66,7 @@ impl Summary {
         let _ = write!(
             s,
             "\"count\":{},\"sum\":{},\"largest\":{},\"stages\":{},\"max_number\":{},\"stage_size\":{},\
-             \"queue_depth\":{},\"mode\":{},\"wall_s\":{},\"cpu_s\":{},\"per_stage\":[",
+             \"queue_depth\":{},\"mode\":{},\"wall_s\":{},\"cpu_s\":{},\"tests\":{},\"per_stage\":[",
             self.count,
             self.sum,
             self.largest.map_or_else(|| "null".to_owned(), |l| l.to_string()),
@@ -73,6 +77,7 @@ impl Summary {
             json_string(&self.mode),
             json_f64(self.wall_s),
             json_f64(self.cpu_s),
+            self.tests,
         );
         for (i, st) in per_stage.iter().enumerate() {
             if i > 0 {
@@ -81,7 +86,7 @@ impl Summary {
             let _ = write!(
                 s,
                 "{{\"index\":{},\"first_prime\":{},\"primes_held\":{},\"items_in\":{},\"items_out\":{},\
-                 \"blocked_full_ns\":{},\"blocked_empty_ns\":{},\"futex_waits\":{}}}",
+                 \"blocked_full_ns\":{},\"blocked_empty_ns\":{},\"futex_waits\":{},\"tests_done\":{}}}",
                 st.index,
                 st.first_prime,
                 st.primes_held,
@@ -90,6 +95,7 @@ impl Summary {
                 st.blocked_full_ns,
                 st.blocked_empty_ns,
                 st.futex_waits,
+                st.tests_done,
             );
         }
         s.push_str("]}");
@@ -168,6 +174,7 @@ mod tests {
             mode: "pipeline".to_owned(),
             wall_s: 0.0031,
             cpu_s: 0.25,
+            tests: 293,
         }
     }
 
@@ -182,16 +189,17 @@ mod tests {
             blocked_full_ns: 7,
             blocked_empty_ns: 8,
             futex_waits: 9,
+            tests_done: 11,
         };
         let json = example().to_json(&[st, StageStats { index: 1, first_prime: 7, ..StageStats::default() }]);
         assert_eq!(
             json,
             "{\"count\":25,\"sum\":1060,\"largest\":97,\"stages\":9,\"max_number\":100,\"stage_size\":3,\
-             \"queue_depth\":10,\"mode\":\"pipeline\",\"wall_s\":0.0031,\"cpu_s\":0.25,\"per_stage\":[\
+             \"queue_depth\":10,\"mode\":\"pipeline\",\"wall_s\":0.0031,\"cpu_s\":0.25,\"tests\":293,\"per_stage\":[\
              {\"index\":0,\"first_prime\":2,\"primes_held\":3,\"items_in\":98,\"items_out\":50,\
-             \"blocked_full_ns\":7,\"blocked_empty_ns\":8,\"futex_waits\":9},\
+             \"blocked_full_ns\":7,\"blocked_empty_ns\":8,\"futex_waits\":9,\"tests_done\":11},\
              {\"index\":1,\"first_prime\":7,\"primes_held\":0,\"items_in\":0,\"items_out\":0,\
-             \"blocked_full_ns\":0,\"blocked_empty_ns\":0,\"futex_waits\":0}]}"
+             \"blocked_full_ns\":0,\"blocked_empty_ns\":0,\"futex_waits\":0,\"tests_done\":0}]}"
         );
         assert!(!json.contains('\n'));
     }

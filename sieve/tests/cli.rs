@@ -75,6 +75,48 @@ fn sqrt_cutoff_changes_nothing_but_the_work() {
     assert_eq!(stdout(&a), stdout(&b), "same output, stage lines included");
 }
 
+/// Every value of `"key":` in a one-line JSON object, in order (numbers only).
+fn json_numbers(json: &str, key: &str) -> Vec<u64> {
+    let pattern = format!("\"{key}\":");
+    json.match_indices(&pattern)
+        .map(|(at, _)| {
+            let digits: String = json[at + pattern.len()..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+        })
+        .collect()
+}
+
+/// The original's tests, stage by stage: the pipeline's processes must do exactly the
+/// divisibility tests the one-process run of the same algorithm does (and hold the same
+/// primes), however the numbers were batched between them.
+#[test]
+fn the_pipeline_does_the_same_tests_as_the_sequential_run_stage_by_stage() {
+    let shapes: &[&[&str]] = &[
+        &["--max-number", "2000", "--stage-size", "3"],
+        &["--max-number", "10000", "--stage-size", "7", "--queue-depth", "1"],
+        &["--max-number", "10000", "--stage-size", "1", "--queue-depth", "4"],
+        &["--max-number", "30000", "--stage-size", "20", "--queue-depth", "4096"],
+        &["--max-number", "30000", "--stage-size", "5", "--queue-depth", "64", "--sqrt-cutoff"],
+    ];
+    for shape in shapes {
+        let run = |mode: &str| {
+            let mut args = shape.to_vec();
+            args.extend(["--mode", mode, "--json"]);
+            let out = sieve(&args);
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            stdout(&out)
+        };
+        let (pipeline, sequential) = (run("pipeline"), run("sequential"));
+        for key in ["tests", "tests_done", "first_prime", "primes_held", "count", "sum"] {
+            let (p, s) = (json_numbers(&pipeline, key), json_numbers(&sequential, key));
+            assert!(!p.is_empty(), "{key} missing");
+            assert_eq!(p, s, "{key} differs for {shape:?}");
+        }
+        let total: u64 = json_numbers(&pipeline, "tests_done").iter().sum();
+        assert_eq!(json_numbers(&pipeline, "tests"), [total], "{shape:?}");
+    }
+}
+
 #[test]
 fn json_has_the_documented_fields() {
     let out = sieve(&["--max-number", "1000", "--stage-size", "10", "--json"]);
@@ -92,8 +134,10 @@ fn json_has_the_documented_fields() {
         "\"mode\":\"pipeline\"",
         "\"wall_s\":",
         "\"cpu_s\":",
+        "\"tests\":",
         "\"per_stage\":[",
         "\"items_in\":",
+        "\"tests_done\":",
     ] {
         assert!(json.contains(field), "{field} missing from {json}");
     }
