@@ -50,21 +50,20 @@ else
     unset SHMPIPE_BENCH_QUICK
 fi
 
-link=()
+bench=bench
 if [ "${LINK:-static}" = static ] && [ "$(uname -m)" = x86_64 ]; then
-    link=(--target x86_64-unknown-linux-gnu
-        --config 'target.x86_64-unknown-linux-gnu.rustflags = ["-C", "target-feature=+crt-static"]')
+    bench=bench-static # .cargo/config.toml
 fi
 
 # Build everything first, so compile time is not mixed with the runs.
 build=()
 for b in $benches; do build+=(--bench "$b"); done
-cargo bench -p shmpipe "${link[@]}" --no-run "${build[@]}"
+cargo "$bench" -p shmpipe --no-run "${build[@]}"
 
 start=$(date +%s)
 for b in $benches; do
     echo "== $b ($mode)"
-    cargo bench -p shmpipe "${link[@]}" --bench "$b" -- "${criterion_args[@]}" "$@"
+    cargo "$bench" -p shmpipe --bench "$b" -- "${criterion_args[@]}" "$@"
 done
 echo "== done in $(($(date +%s) - start)) s ($mode)"
 
