@@ -222,6 +222,30 @@ impl<T: Pod, K: Kind> Producer<T, K> {
         }
     }
 
+    /// Items in the ring now, published and not yet consumed (with multiple producers, also
+    /// slots others have claimed but not yet published). A snapshot: consumers may take items
+    /// right after. With [`flush`](Self::flush), it lets a producer that is about to wait on
+    /// something else decide whether what it has queued is worth waking a consumer for.
+    ///
+    /// ```
+    /// # use shm_queue::{Queue, QueueOptions, Spsc};
+    /// let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::with_depth(8))?;
+    /// let mut producer = queue.producer()?;
+    /// producer.push_slice(&[1, 2, 3])?;
+    /// assert_eq!(producer.len(), 3);
+    /// queue.consumer()?.pop()?;
+    /// assert_eq!(producer.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.end.ring.fill() as usize
+    }
+
+    /// Whether the ring holds no item now (a snapshot, as [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The wake policy the queue was created with.
     pub fn wake_policy(&self) -> WakePolicy {
         self.end.wake
@@ -374,6 +398,30 @@ mod tests {
     #[test]
     fn spmc_partial_commits() {
         a_partial_commit_publishes_the_prefix_and_frees_the_rest::<Spmc>();
+    }
+
+    fn len_counts_what_is_queued_and_not_yet_taken<K: crate::Kind>() {
+        let queue = Queue::<u64, K>::on_heap(QueueOptions::new(4)).unwrap();
+        let (mut tx, mut rx) = (queue.producer().unwrap(), queue.consumer().unwrap());
+        assert!(tx.is_empty());
+        for round in 0..3u64 {
+            tx.push_slice(&[round, round + 1, round + 2]).unwrap();
+            assert_eq!(tx.len(), 3, "round {round}");
+            assert_eq!(rx.pop().unwrap(), round);
+            assert_eq!(tx.len(), 2, "round {round}");
+            tx.push_slice(&[7, 7]).unwrap();
+            assert_eq!(tx.len(), 4, "a full ring, round {round}");
+            while rx.try_pop().is_ok() {}
+            assert!(tx.is_empty(), "round {round}");
+        }
+    }
+
+    #[test]
+    fn len_on_every_kind() {
+        len_counts_what_is_queued_and_not_yet_taken::<Spsc>();
+        len_counts_what_is_queued_and_not_yet_taken::<Spmc>();
+        len_counts_what_is_queued_and_not_yet_taken::<crate::Mpsc>();
+        len_counts_what_is_queued_and_not_yet_taken::<crate::Mpmc>();
     }
 
     #[test]
