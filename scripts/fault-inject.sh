@@ -12,8 +12,7 @@
 set -u
 cd "$(dirname "$0")/.."
 rounds=${1:-100}
-cargo build --release -q -p sieve || exit 1
-sieve=target/release/sieve
+sieve=$(scripts/built-sieve.sh) || exit 1
 
 children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '; }
 

@@ -13,8 +13,7 @@
 set -u
 cd "$(dirname "$0")/.."
 rounds=${1:-1000}
-cargo build --release -q -p sieve || exit 1
-sieve=$PWD/target/release/sieve
+sieve=$(scripts/built-sieve.sh) || exit 1
 ours() { ls /dev/shm | grep -c '^shmpipe\.' || true; }
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 maps() { wc -l <"/proc/$1/maps" 2>/dev/null || echo 0; }
