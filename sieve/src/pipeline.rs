@@ -128,9 +128,9 @@ struct StageArgs {
 /// The fewest items a stage that is about to wait on its input wakes its consumer for, or a
 /// full ring if the ring is smaller. Waking for less costs the consumer a context switch and a
 /// wake-up (~18 µs across CPUs here) for a few items' work, and keeps it from ever taking a
-/// whole ring at once: at depth 10 that was every other wake-up (N=10^6: 5.4 → 4.5 million
-/// context switches, CPU −12 %; N=3·10^5: CPU −35 %; see BENCHMARKS.md). With deep rings it
-/// still wakes the consumer long before the ring fills, so the two CPUs keep working together.
+/// whole ring at once: at depth 10 that was every other wake-up (context switches −40 %, and
+/// N=10^6 16.5 → 14.2 s, CPU −16 %, with it; BENCHMARKS.md). With deep rings it still wakes
+/// the consumer long before the ring fills, so the two CPUs keep working together.
 const EARLY_WAKE_BATCH: usize = 512;
 
 fn queue_options(depth: usize) -> QueueOptions {
