@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_queue::{Inspector, PopError, ProcessId, ProcessStatus};
+use shm_queue::{ForkClock, Inspector, PopError, ProcessId};
 
 use crate::entry::Registry;
 use crate::error::ExitStatus;
@@ -154,6 +154,7 @@ impl Server<'_> {
         // new parent's (we may die in between) and then never notice that we did.
         // SAFETY: getpid has no preconditions.
         let server = unsafe { libc::getpid() };
+        let clock = ForkClock::before_fork();
         match process::fork() {
             Ok(0) => run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len]),
             Ok(pid) => {
@@ -166,11 +167,12 @@ impl Server<'_> {
                 {
                     crate::table::bump(&entry.seq, &entry.waiters);
                 }
-                // Read the child's identity for it while it is still on its way (it starts tens of
-                // µs after fork returns here): the first `/proc` read in a fresh process is slow,
-                // and every stage needs its identity before it can attach to a queue.
-                if let Some(status) = ProcessStatus::read(pid as u32) {
-                    entry.start_time.store(status.start_time, Ordering::Release);
+                // Tell the child its identity while it is still on its way (it starts tens of µs
+                // after fork returns here): the first `/proc` read in a fresh process is slow,
+                // and every stage needs its identity before it can attach to a queue. The clock
+                // read around the fork usually gives it without reading `/proc` at all.
+                if let Some(start_time) = clock.child_start_time(pid as u32) {
+                    entry.start_time.store(start_time, Ordering::Release);
                 }
             }
             Err(_) => {

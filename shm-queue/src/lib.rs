@@ -109,7 +109,7 @@ pub use control::MAX_ENDPOINTS;
 pub use endpoint::{EndpointInfo, EndpointState, Role};
 #[cfg(not(loom))]
 pub use inspect::Inspector;
-pub use liveness::{Liveness, ProcessId, ProcessStatus};
+pub use liveness::{ForkClock, Liveness, ProcessId, ProcessStatus};
 #[cfg(not(loom))]
 pub use producer::{Producer, WriteChunk};
 #[cfg(not(loom))]

@@ -9,6 +9,7 @@
 //! - `poison` wakes every sleeper, in every process.
 //! - An end inherited through `fork` and dropped in the child does not close the queue, and a
 //!   creator's `Queue` inherited and dropped there does not remove the name.
+//! - A child's start time known from the clock around its fork is the one `/proc` shows.
 //!
 //! Deadlines are watchdogs: `pop_timeout(10 s)` must give `PeerDead`, never `Timeout`.
 
@@ -17,7 +18,9 @@ mod support;
 
 use std::time::Duration;
 
-use shm_queue::{AttachError, Kind, Mpmc, Mpsc, PopError, PushError, Queue, QueueOptions, Spmc, Spsc};
+use shm_queue::{
+    AttachError, ForkClock, Kind, Mpmc, Mpsc, PopError, ProcessStatus, PushError, Queue, QueueOptions, Spmc, Spsc,
+};
 use support::{Pipe, Status};
 
 /// Far longer than detection or a wake-up should take.
@@ -461,6 +464,23 @@ instantiate! {
         end_inherited_through_fork_does_not_close_the_queue::<Mpmc>();
 }
 
+/// The start time a parent knows from the clock around a fork (`ForkClock`) is the one
+/// `/proc` shows for the child, which every liveness check compares with: 500 forks, so that
+/// some straddle a clock tick (about one in a hundred).
+fn start_time_from_the_clock_around_a_fork_is_the_one_proc_shows() {
+    for round in 0..500 {
+        let clock = ForkClock::before_fork();
+        let child = support::fork(|| 0);
+        let pid = child.pid() as u32;
+        let from_clock = clock.child_start_time(pid);
+        // Until it is reaped, the child stays in /proc (as a zombie once it has exited).
+        let from_proc = ProcessStatus::read(pid).map(|status| status.start_time);
+        assert!(from_proc.is_some(), "round {round}: /proc has no child {pid}");
+        assert_eq!(from_clock, from_proc, "round {round}, child {pid}");
+        assert_eq!(child.wait(), Status::Exited(0));
+    }
+}
+
 fn main() {
     support::main(cases![
         spsc_last_producer_dropped_consumer_drains_then_gets_disconnected,
@@ -489,5 +509,6 @@ fn main() {
         spsc_end_inherited_through_fork_does_not_close_the_queue,
         mpmc_end_inherited_through_fork_does_not_close_the_queue,
         queue_inherited_through_fork_does_not_unlink_the_name,
+        start_time_from_the_clock_around_a_fork_is_the_one_proc_shows,
     ])
 }
