@@ -242,6 +242,16 @@ impl<T: Pod, K: Kind> Producer<T, K> {
     }
 
     /// Whether the ring holds no item now (a snapshot, as [`len`](Self::len)).
+    ///
+    /// ```
+    /// # use shm_queue::{Queue, QueueOptions, Spsc};
+    /// let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::with_depth(8))?;
+    /// let mut producer = queue.producer()?;
+    /// assert!(producer.is_empty());
+    /// producer.push(1)?;
+    /// assert!(!producer.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
