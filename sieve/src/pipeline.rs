@@ -125,19 +125,22 @@ struct StageArgs {
     sqrt_cutoff: u32,
 }
 
-/// The fewest items a stage that is about to wait on its input wakes its consumer for, or a
-/// full ring if the ring is smaller. Waking for less costs the consumer a context switch and a
-/// wake-up (~18 µs across CPUs here) for a few items' work, and keeps it from ever taking a
-/// whole ring at once: at depth 10 that was every other wake-up (context switches −40 %, and
-/// N=10^6 16.5 → 14.2 s, CPU −16 %, with it; BENCHMARKS.md). With deep rings it still wakes
-/// the consumer long before the ring fills, so the two CPUs keep working together.
+/// How many items a stage that is about to wait on its input must have queued for its
+/// consumer to wake it early, before the ring fills. Only rings deeper than this are woken
+/// early; smaller ones wake their consumer when full (publishing into a full ring does) or at
+/// the end of the stream. Waking for a few items costs the consumer a context switch and a
+/// wake-up (~18 µs across CPUs here) for little work, and keeps it from ever taking a whole
+/// ring at once: at depth 10, waking whatever was queued had been every other wake-up (without
+/// it: context switches −40 %, N=10^6 16.5 → 14.2 s, CPU −16 %; depths 64 and 256 no worse,
+/// BENCHMARKS.md). A deep ring is still woken long before it fills, so that the two CPUs keep
+/// working together (at depth 8192, waking only for a full ring made N=10^6 7 % slower).
 const EARLY_WAKE_BATCH: usize = 512;
 
 fn queue_options(depth: usize) -> QueueOptions {
     // Wake a sleeping peer only at the ring's edges: waking per item across CPUs costs far more
-    // than the item. A stage about to wait on its input wakes its consumer early for a batch
-    // worth it (`EARLY_WAKE_BATCH`), and always flushes after the end mark, so nothing is
-    // stranded: whatever waits behind a partial ring is woken by the end mark at the latest.
+    // than the item. A stage about to wait on its input wakes its consumer early only for a
+    // batch worth it (`EARLY_WAKE_BATCH`); nothing is stranded in a partial ring, as the end
+    // mark is always followed by a wake-up (a stage's flush, the source's drop of its end).
     // Dead peers are the runtime's business (it poisons every queue when a stage dies), so
     // sleepers need not wake to look for them: with 10,000 stages asleep, a 100 ms re-check
     // alone would be 100,000 wake-ups a second.
@@ -380,15 +383,14 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
     if args.sqrt_cutoff != 0 {
         state = state.with_sqrt_cutoff(args.max_number);
     }
-    let early_wake_batch = EARLY_WAKE_BATCH.min(args.queue_depth as usize);
+    let wakes_early = args.queue_depth as usize > EARLY_WAKE_BATCH;
     let mut out_blocked = Blocked::default();
     let mut held_since = producer_side(&out);
     let mut child = None;
     let (mut items_in, mut items_out) = (0u64, 0u64);
     'stream: loop {
-        if input.is_empty() && out.len() >= early_wake_batch {
-            // About to wait on the input: wake whoever waits on what we have written, if it
-            // is worth a wake-up (a full ring woke them already).
+        if wakes_early && input.is_empty() && out.len() >= EARLY_WAKE_BATCH {
+            // About to wait on the input: wake whoever waits on what we have written.
             out.flush();
         }
         let chunk = input.read_chunk(BATCH)?;
