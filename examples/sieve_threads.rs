@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Arguments: N, S, the channel capacity, and `item` (one number per send) or `chunk` (up to
-//! 1,024 per send). Prints the primes found and the wall time; compare with
+//! 1,024 per send). Prints how many primes it found and the wall time; compare with
 //! `sieve --max-number N --stage-size S --queue-depth D --quiet` run beside it.
 
 #[path = "../benches/sieve_threads/mod.rs"]

@@ -7,10 +7,11 @@
 #   sieve=$(scripts/built-sieve.sh) || exit 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-$PWD/target}
 if [ "${LINK:-static}" = static ] && [ "$(uname -m)" = x86_64 ]; then
     cargo build-static --release -q -p sieve >&2
-    echo "$PWD/target/x86_64-unknown-linux-gnu/release/sieve"
+    echo "$target/x86_64-unknown-linux-gnu/release/sieve"
 else
     cargo build --release -q -p sieve >&2
-    echo "$PWD/target/release/sieve"
+    echo "$target/release/sieve"
 fi

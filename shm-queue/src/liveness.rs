@@ -100,11 +100,18 @@ impl ProcessId {
 /// Reading `/proc/PID/stat` of a pid the kernel has not shown before costs ~25 µs (the lookup
 /// makes the pid's directory and file), which a fork server would pay for every child.
 ///
+/// The contract: the pid given to [`child_start_time`](Self::child_start_time) must be a child
+/// this thread forked after [`before_fork`](Self::before_fork). For any other pid the answer is
+/// wrong, not `None`, and a wrong start time makes a live process look dead. Like `/proc`,
+/// the answer is on the clock of the caller's time namespace (`/proc` shows start times with
+/// the reader's boot-time offset, as `clock_gettime` adds the caller's).
+///
 /// ```
 /// use shm_queue::{ForkClock, ProcessStatus};
 /// let clock = ForkClock::before_fork();
 /// // SAFETY: the child only calls `_exit`.
 /// let pid = unsafe { libc::fork() };
+/// assert!(pid >= 0, "fork failed");
 /// if pid == 0 {
 ///     // SAFETY: leaves the child at once, running nothing of the parent's.
 ///     unsafe { libc::_exit(0) };
@@ -126,8 +133,9 @@ impl ForkClock {
         Self { before: boot_ticks() }
     }
 
-    /// The start time of `pid`, forked since [`before_fork`](Self::before_fork): the tick both
-    /// readings agree on, or else `/proc`'s; `None` if `/proc` has no such process.
+    /// The start time of `pid`, a child this thread forked since
+    /// [`before_fork`](Self::before_fork): the tick both readings agree on, or else `/proc`'s;
+    /// `None` if `/proc` has no such process. Given any other pid, the answer is wrong.
     pub fn child_start_time(self, pid: u32) -> Option<u64> {
         match (self.before, boot_ticks()) {
             (Some(before), Some(after)) if before == after => Some(before),

@@ -223,7 +223,8 @@ impl<T: Pod, K: Kind> Producer<T, K> {
     }
 
     /// Items in the ring now, published and not yet consumed (with multiple producers, also
-    /// slots others have claimed but not yet published). A snapshot: consumers may take items
+    /// slots others have claimed but not yet published; with multiple consumers, items a
+    /// consumer has claimed leave the count at once). A snapshot: consumers may take items
     /// right after. With [`flush`](Self::flush), it lets a producer that is about to wait on
     /// something else decide whether what it has queued is worth waking a consumer for.
     ///
@@ -231,9 +232,10 @@ impl<T: Pod, K: Kind> Producer<T, K> {
     /// # use shm_queue::{Queue, QueueOptions, Spsc};
     /// let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::with_depth(8))?;
     /// let mut producer = queue.producer()?;
+    /// let mut consumer = queue.consumer()?;
     /// producer.push_slice(&[1, 2, 3])?;
     /// assert_eq!(producer.len(), 3);
-    /// queue.consumer()?.pop()?;
+    /// consumer.pop()?;
     /// assert_eq!(producer.len(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

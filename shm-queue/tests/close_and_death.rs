@@ -465,8 +465,9 @@ instantiate! {
 }
 
 /// The start time a parent knows from the clock around a fork (`ForkClock`) is the one
-/// `/proc` shows for the child, which every liveness check compares with: 500 forks, so that
-/// some straddle a clock tick (about one in a hundred).
+/// `/proc` shows for the child, which every liveness check compares with. 500 forks: nearly
+/// all fall within one clock tick and are answered from the clock, which is what this checks
+/// (units, rounding, the clock itself); the few that straddle a tick read `/proc`.
 fn start_time_from_the_clock_around_a_fork_is_the_one_proc_shows() {
     for round in 0..500 {
         let clock = ForkClock::before_fork();
