@@ -428,6 +428,24 @@ mod tests {
         }
     }
 
+    /// With several producers, slots one has claimed count before it publishes them.
+    fn len_counts_claims_of_other_producers<K: crate::kind::MultiProducer>() {
+        let queue = Queue::<u64, K>::on_heap(QueueOptions::new(8)).unwrap();
+        let (mut tx, mut other) = (queue.producer().unwrap(), queue.producer().unwrap());
+        tx.push(1).unwrap();
+        let mut claim = other.write_chunk(3).unwrap();
+        claim.copy_from_slice(&[2, 3, 4]);
+        assert_eq!(tx.len(), 4, "one published, three claimed");
+        claim.commit();
+        assert_eq!(tx.len(), 4);
+    }
+
+    #[test]
+    fn len_counts_claims_with_several_producers() {
+        len_counts_claims_of_other_producers::<crate::Mpsc>();
+        len_counts_claims_of_other_producers::<crate::Mpmc>();
+    }
+
     #[test]
     fn len_on_every_kind() {
         len_counts_what_is_queued_and_not_yet_taken::<Spsc>();
