@@ -9,7 +9,11 @@
 //! - peers: `threads_item/<depth>` and `threads_chunk/<depth>`: the same dynamic pipeline with
 //!   a thread per stage and crossbeam bounded channels of `depth` messages, sending one number
 //!   per message or `Vec`s of up to 1024 (see `sieve_threads`);
-//! - `sequential`: `sieve::sequential::run_sequential`, every stage in one thread, no queues;
+//! - `sequential`: `sieve::sequential::run_sequential`, every stage in one thread, no queues,
+//!   each number through the stages in turn (the sieve's `--mode sequential`);
+//! - `stage_major`: `sieve::sequential::run_stage_major`, the same run in one thread a block of
+//!   1,024 numbers at a time through one stage after another: the same tests, with a stage's
+//!   primes kept in L1 as a pipeline stage keeps them (what one core does at its best);
 //! - `reference`: `sieve::reference::count_primes_up_to`, a segmented sieve of Eratosthenes
 //!   (what the problem costs with a good algorithm).
 //!
@@ -120,6 +124,12 @@ fn sieve_group(c: &mut Criterion, pass: Pass, n: u64, s: usize) {
     }
     group.bench_function("sequential", |b| {
         b.iter(|| assert_eq!(sieve::sequential::run_sequential(n, s, false).count() as u64, expected))
+    });
+    group.bench_function("stage_major", |b| {
+        b.iter(|| {
+            let result = sieve::sequential::run_stage_major(n, s, false, sieve::sequential::STAGE_MAJOR_BLOCK);
+            assert_eq!(result.count() as u64, expected)
+        })
     });
     group.bench_function("reference", |b| b.iter(|| sieve::reference::count_primes_up_to(black_box(n))));
     group.finish();

@@ -9,7 +9,8 @@
 //! - [`prime_scan`]: a stage's primes and the original's inner loop over them, eight at a time
 //!   where the CPU can;
 //! - [`stage_logic`]: one stage's decision per number, verbatim from the original;
-//! - [`sequential`]: the whole pipeline in one process (baseline and oracle);
+//! - [`sequential`]: the whole pipeline in one process (baseline and oracle), number by number
+//!   or block by block through each stage;
 //! - [`reference`](mod@reference): an independent segmented sieve, for `--verify`;
 //! - [`output`]: the original's text output, byte for byte;
 //! - [`summary`]: JSON and one-line run summaries;
