@@ -394,7 +394,9 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
             out.flush();
         }
         let chunk = input.read_chunk(BATCH)?;
-        let end = chunk.iter().position(|&n| n == END);
+        // The end mark is the last item a stage's producer ever pushes, so a chunk can hold it
+        // only as its last item: no need to search (a pass over every chunk, ~2 % of the CPU).
+        let end = (chunk.last() == Some(&END)).then_some(chunk.len() - 1);
         let numbers = &chunk[..end.unwrap_or(chunk.len())];
         items_in += numbers.len() as u64;
         if state.skips_tests() && state.has_spawned() {
