@@ -82,7 +82,8 @@ impl PrimeTable {
     /// The original's `is_relatively_prime(n, primes)`: whether `n` is relatively prime to
     /// the table's primes, and how many divisibility tests (`n % p`) the original evaluates
     /// to find out.
-    #[inline]
+    // Always inline, so that a caller compiled for AVX-512 inlines `scan_wide` as well.
+    #[inline(always)]
     pub fn scan(&self, n: u64) -> (bool, u64) {
         #[cfg(target_arch = "x86_64")]
         if self.wide {
@@ -115,6 +116,7 @@ impl PrimeTable {
     /// The CPU must support AVX-512F and AVX-512DQ.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq")]
+    #[inline]
     unsafe fn scan_wide(&self, n: u64) -> (bool, u64) {
         use std::arch::x86_64::{
             _mm512_cmple_epu64_mask, _mm512_cmplt_epu64_mask, _mm512_loadu_epi64, _mm512_mullo_epi64,
