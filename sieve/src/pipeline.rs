@@ -18,6 +18,7 @@ use runtime::{Entry, QueueName, RunHandle, Runtime, RuntimeError, StageResult};
 use shm_queue::{Handover, PopError, Producer, PushError, Queue, QueueOptions, Spsc, WakePolicy};
 use thiserror::Error;
 
+use crate::prime_scan::with_wide_scan;
 use crate::stage_logic::{StageState, Verdict};
 
 /// The end-of-stream mark (numbers are at least 2).
@@ -375,40 +376,6 @@ fn forward_survivors(
     Ok(Forwarded { consumed, written, spawn_with })
 }
 
-/// [`forward_survivors`], compiled for AVX-512 when `wide` (from
-/// [`wide_scan_available`](crate::prime_scan::wide_scan_available)) says the CPU has it, so
-/// that the eight-wide scan inlines into the loop instead of being called for every number
-/// (N=10^6: −4 to −6 % of the pipeline's time).
-#[inline]
-fn forward(
-    out: &mut Producer<u64, Spsc>,
-    state: &mut StageState,
-    numbers: &[u64],
-    wide: bool,
-) -> Result<Forwarded, PipelineError> {
-    #[cfg(target_arch = "x86_64")]
-    if wide {
-        // SAFETY: `wide` says the CPU has AVX-512F and AVX-512DQ.
-        return unsafe { forward_survivors_wide(out, state, numbers) };
-    }
-    let _ = wide;
-    forward_survivors(out, state, numbers)
-}
-
-/// [`forward_survivors`] compiled for AVX-512.
-///
-/// # Safety
-/// The CPU must support AVX-512F and AVX-512DQ.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn forward_survivors_wide(
-    out: &mut Producer<u64, Spsc>,
-    state: &mut StageState,
-    numbers: &[u64],
-) -> Result<Forwarded, PipelineError> {
-    forward_survivors(out, state, numbers)
-}
-
 /// One stage: the original's loop, over chunks read in place.
 fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
     let mut input = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?;
@@ -419,7 +386,6 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
         state = state.with_sqrt_cutoff(args.max_number);
     }
     let wakes_early = args.queue_depth as usize > EARLY_WAKE_BATCH;
-    let wide = crate::prime_scan::wide_scan_available();
     let mut out_blocked = Blocked::default();
     let mut held_since = producer_side(&out);
     let mut child = None;
@@ -443,7 +409,13 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
         } else {
             let mut rest = numbers;
             while !rest.is_empty() {
-                let step = forward(&mut out, &mut state, rest, wide)?;
+                let step = {
+                    let (out, state, numbers) = (&mut out, &mut state, rest);
+                    with_wide_scan!(
+                        forward_survivors(out: &mut Producer<u64, Spsc>, state: &mut StageState, numbers: &[u64])
+                            -> Result<Forwarded, PipelineError>
+                    )?
+                };
                 rest = &rest[step.consumed..];
                 items_out += step.written as u64;
                 let Some(n) = step.spawn_with else { continue };
