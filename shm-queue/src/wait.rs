@@ -60,7 +60,8 @@ impl Spin {
 /// Whether the peer can be running while we spin: more than one CPU is online and no more
 /// processes are runnable than there are CPUs. Sampled from `/proc/loadavg` at most every
 /// 50 ms per process; spinning when processes outnumber cores only steals the peer's CPU.
-fn spinning_can_pay() -> bool {
+/// `now` is the caller's clock reading (a wait reads the clock once before it spins).
+fn spinning_can_pay(now: Instant) -> bool {
     static CPUS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static LAST_SAMPLE_MS: StdAtomicU64 = StdAtomicU64::new(0);
     static LAST_VERDICT: StdAtomicU64 = StdAtomicU64::new(0);
@@ -69,7 +70,7 @@ fn spinning_can_pay() -> bool {
     if cpus < 2 {
         return false;
     }
-    let now_ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+    let now_ms = now.saturating_duration_since(*EPOCH.get_or_init(|| now)).as_millis() as u64 + 1;
     let last = LAST_SAMPLE_MS.load(std::sync::atomic::Ordering::Relaxed);
     if last != 0 && now_ms.saturating_sub(last) < 50 {
         return LAST_VERDICT.load(std::sync::atomic::Ordering::Relaxed) == 1;
@@ -99,7 +100,10 @@ pub(crate) fn wait_until(
     mut ready: impl FnMut() -> bool,
     mut recheck: impl FnMut(),
 ) -> Waited {
-    if spinning_can_pay() {
+    // The clock is read once here and once after each sleep: at the original's depth of 10 a
+    // stage waits every ~9 items, and five readings per wait were ~3 % of its CPU.
+    let started = Instant::now();
+    if spinning_can_pay(started) {
         for _ in 0..spin.limit {
             spin_hint();
             if ready() {
@@ -110,7 +114,7 @@ pub(crate) fn wait_until(
         spin.wasted();
     }
     stats.blocked.fetch_add(1, Ordering::Relaxed);
-    let started = Instant::now();
+    let mut now = started;
     let mut last_recheck = started;
     // After a signal, re-check often for a moment: the death it announced may complete (and
     // the next signal arrive) while we are not asleep, and signals do not queue.
@@ -124,7 +128,6 @@ pub(crate) fn wait_until(
             word.sleepers.fetch_sub(1, Ordering::SeqCst);
             break Waited::Ready;
         }
-        let now = Instant::now();
         let alert = alert_until.is_some_and(|until| now < until);
         let mut timeout = if alert { recheck_every.min(ALERT_RECHECK) } else { recheck_every };
         if let Some(deadline) = deadline {
@@ -137,17 +140,22 @@ pub(crate) fn wait_until(
         stats.futex_waits.fetch_add(1, Ordering::Relaxed);
         let interrupted = futex::wait(&word.seq, seq, timeout);
         word.sleepers.fetch_sub(1, Ordering::SeqCst);
+        now = Instant::now();
         // A signal (say SIGCHLD: a peer process died) is worth a look now rather than at the
         // next re-check, which may be a minute away.
         if interrupted {
-            alert_until = Some(Instant::now() + ALERT_PERIOD);
+            alert_until = Some(now + ALERT_PERIOD);
         }
-        if interrupted || alert || last_recheck.elapsed() >= recheck_every {
+        if interrupted || alert || now.saturating_duration_since(last_recheck) >= recheck_every {
             recheck();
-            last_recheck = Instant::now();
+            last_recheck = now;
         }
     };
-    stats.blocked_ns.fetch_add(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    // A spin that did not pay counts as blocked time too: the side could not go on.
+    stats.blocked_ns.fetch_add(
+        now.saturating_duration_since(started).as_nanos().min(u128::from(u64::MAX)) as u64,
+        Ordering::Relaxed,
+    );
     outcome
 }
 
