@@ -7,11 +7,17 @@
 #   sieve=$(scripts/built-sieve.sh) || exit 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-$PWD/target}
+# Cargo names the executable it built (wherever CARGO_TARGET_DIR or a `build.target-dir` in any
+# cargo config puts it) in its JSON messages; diagnostics still go to stderr as usual.
 if [ "${LINK:-static}" = static ] && [ "$(uname -m)" = x86_64 ]; then
-    cargo build-static --release -q -p sieve >&2
-    echo "$target/x86_64-unknown-linux-gnu/release/sieve"
+    build=(build-static)
 else
-    cargo build --release -q -p sieve >&2
-    echo "$target/release/sieve"
+    build=(build)
 fi
+exe=$(cargo "${build[@]}" --release -q -p sieve --message-format=json-render-diagnostics |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+if [ -z "$exe" ] || [ ! -x "$exe" ]; then
+    echo "built-sieve.sh: cargo built no sieve executable" >&2
+    exit 1
+fi
+echo "$exe"
