@@ -66,6 +66,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+mod children;
 mod cleanup;
 mod entry;
 mod error;

@@ -9,18 +9,18 @@
 //! it reports in the run table. When a stage fails it records the failure, poisons every queue
 //! of the run (waking every sleeper), and kills the remaining stages.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_queue::{ForkClock, Inspector, PopError, ProcessId};
 
+use crate::children::Children;
 use crate::entry::Registry;
 use crate::error::ExitStatus;
 use crate::handle::RunHandle;
 use crate::process::{self, decode_status, exit_now};
 use crate::request::SpawnRequest;
-use crate::table::{exit_kind, sleep_on, state, StageId};
+use crate::table::{exit_kind, sleep_on, state, StageId, MAX_STAGES};
 
 /// How often the server looks at its children and flags while no request comes.
 const POLL: Duration = Duration::from_millis(20);
@@ -65,7 +65,8 @@ static CURRENT_ENTRY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::n
 struct Server<'a> {
     run: RunHandle,
     registry: &'a Registry,
-    children: HashMap<libc::pid_t, StageId>,
+    /// Living children, in memory they do not inherit (see `children`).
+    children: Children,
     killed_all: bool,
     /// Children named by a SIGCHLD and not reaped yet.
     exiting: Vec<libc::pid_t>,
@@ -89,10 +90,12 @@ pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> !
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
     run.table.header().server_pid.store(me as u32, Ordering::Release);
+    // Without its table the server cannot reap; the root then sees it gone and fails the run.
+    let Ok(children) = Children::new() else { exit_now(2) };
     let mut server = Server {
         run,
         registry,
-        children: HashMap::new(),
+        children,
         killed_all: false,
         exiting: Vec::new(),
         last_scan: Instant::now(),
@@ -149,6 +152,13 @@ impl Server<'_> {
             entry.record_exit(state::EXITED, ExitStatus::Signal(libc::SIGKILL), None);
             return;
         }
+        if self.children.len() == MAX_STAGES as usize {
+            // Cannot happen (every child is a stage of its own), but a child we could not
+            // record would be one we never reap.
+            entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
+            self.fail(request.stage, 0, exit_kind::CODE, 126);
+            return;
+        }
         let args_len = (request.args_len as usize).min(request.args.len());
         // Our pid, taken before the fork: a child that asked getppid() instead could read its
         // new parent's (we may die in between) and then never notice that we did.
@@ -158,7 +168,15 @@ impl Server<'_> {
         match process::fork() {
             Ok(0) => run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len]),
             Ok(pid) => {
-                self.children.insert(pid, request.stage);
+                if !self.children.insert(pid, request.stage) {
+                    // Impossible (the table has room, and a living child's pid is unique),
+                    // but a child we cannot reap must not run unwatched.
+                    // SAFETY: our child, just forked and not reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
+                    self.fail(request.stage, 0, exit_kind::CODE, 126);
+                    return;
+                }
                 entry.pid.store(pid as u32, Ordering::Release);
                 if entry
                     .state
@@ -199,7 +217,7 @@ impl Server<'_> {
                 continue;
             }
             self.exits_flowing = true;
-            if self.children.contains_key(&pid) && !self.exiting.contains(&pid) {
+            if self.children.contains(pid) && !self.exiting.contains(&pid) {
                 self.exiting.push(pid);
             }
         }
@@ -217,8 +235,10 @@ impl Server<'_> {
         // While stopping, those that recorded their exit in the table are waited for outright:
         // they are past their entry, on their way out, and the root is waiting for us anyway
         // (a 1 ms poll per exit was most of `finish`).
-        let children: Vec<(libc::pid_t, StageId)> = self.children.iter().map(|(&pid, &stage)| (pid, stage)).collect();
-        for (pid, stage) in children {
+        // From the end: reaping one moves the last child into its place, already seen.
+        for position in (0..self.children.len()).rev() {
+            let Some(pid) = self.children.pid_at(position) else { continue };
+            let Some(stage) = self.children.stage_of(pid) else { continue };
             let announced =
                 || self.run.table.stage(stage).is_some_and(|e| e.state.load(Ordering::Acquire) == state::EXITING);
             let flags = if stopping && announced() { 0 } else { libc::WNOHANG };
@@ -240,7 +260,7 @@ impl Server<'_> {
 
     /// Records how child `pid` ended, and fails the run if it failed.
     fn ended(&mut self, pid: libc::pid_t, status: libc::c_int) {
-        let Some(stage) = self.children.remove(&pid) else { return };
+        let Some(stage) = self.children.remove(pid) else { return };
         let exit = decode_status(status);
         if let Some(entry) = self.run.table.stage(stage) {
             entry.record_exit(state::EXITED, exit, None);
@@ -270,7 +290,7 @@ impl Server<'_> {
 
     fn kill_all(&mut self) {
         poison_run(self.run.prefix.as_str());
-        for &pid in self.children.keys() {
+        for pid in (0..self.children.len()).filter_map(|position| self.children.pid_at(position)) {
             // SAFETY: an unreaped child of ours: its pid cannot have been reused.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
