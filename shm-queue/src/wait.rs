@@ -151,7 +151,7 @@ pub(crate) fn wait_until(
             last_recheck = now;
         }
     };
-    // A spin that did not pay counts as blocked time too: the side could not go on.
+    // Blocked from before the spin to the last wake-up: a spin that did not pay counts too.
     stats.blocked_ns.fetch_add(
         now.saturating_duration_since(started).as_nanos().min(u128::from(u64::MAX)) as u64,
         Ordering::Relaxed,
