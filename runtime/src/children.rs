@@ -25,12 +25,6 @@ pub(crate) struct Children {
     len: usize,
 }
 
-impl std::fmt::Debug for Children {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Children").field("len", &self.len).finish_non_exhaustive()
-    }
-}
-
 impl Children {
     /// An empty table, able to hold a child for every stage a run can have.
     pub fn new() -> Result<Self, RuntimeError> {
