@@ -20,7 +20,7 @@ use crate::error::ExitStatus;
 use crate::handle::RunHandle;
 use crate::process::{self, decode_status, exit_now};
 use crate::request::SpawnRequest;
-use crate::table::{exit_kind, sleep_on, state, StageId, MAX_STAGES};
+use crate::table::{exit_kind, sleep_on, state, StageId};
 
 /// How often the server looks at its children and flags while no request comes.
 const POLL: Duration = Duration::from_millis(20);
@@ -152,13 +152,6 @@ impl Server<'_> {
             entry.record_exit(state::EXITED, ExitStatus::Signal(libc::SIGKILL), None);
             return;
         }
-        if self.children.len() == MAX_STAGES as usize {
-            // Cannot happen (every child is a stage of its own), but a child we could not
-            // record would be one we never reap.
-            entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
-            self.fail(request.stage, 0, exit_kind::CODE, 126);
-            return;
-        }
         let args_len = (request.args_len as usize).min(request.args.len());
         // Our pid, taken before the fork: a child that asked getppid() instead could read its
         // new parent's (we may die in between) and then never notice that we did.
@@ -169,10 +162,16 @@ impl Server<'_> {
             Ok(0) => run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len]),
             Ok(pid) => {
                 if !self.children.insert(pid, request.stage) {
-                    // Impossible (the table has room, and a living child's pid is unique),
-                    // but a child we cannot reap must not run unwatched.
-                    // SAFETY: our child, just forked and not reaped.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    // Impossible (the table holds a child for every stage a run can have, and
+                    // a living child's pid is unique), but a child we could not record would
+                    // run unwatched: end it and reap it here.
+                    let mut status = 0;
+                    // SAFETY: our child, just forked and not reaped; status is a valid
+                    // out-pointer.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, &mut status, 0);
+                    }
                     entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
                     self.fail(request.stage, 0, exit_kind::CODE, 126);
                     return;
