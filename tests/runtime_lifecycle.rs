@@ -237,6 +237,9 @@ fn sigint_to_the_root_interrupts_the_run_and_cleans_up() {
     // SAFETY: signalling ourselves; the run's handler records it.
     unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
     assert!(matches!(run.wait_failure(Duration::from_secs(30)), Some(RuntimeError::Interrupted(libc::SIGINT))));
+    // Once recorded, the failure comes back at once, whatever the timeout (`Duration::MAX`
+    // used to overflow the deadline and panic).
+    assert!(matches!(run.wait_failure(Duration::MAX), Some(RuntimeError::Interrupted(libc::SIGINT))));
     let prefix = run.prefix().to_owned();
     drop((_tx, queue, stage));
     assert!(matches!(run.finish(), Err(RuntimeError::Interrupted(libc::SIGINT))));

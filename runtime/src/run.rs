@@ -181,20 +181,22 @@ impl Run {
     }
 
     /// Waits until the run fails (a stage fails or the root is interrupted) or `timeout`
-    /// passes; returns the failure.
+    /// passes; returns the failure. A `timeout` too large to add to the clock (such as
+    /// `Duration::MAX`) waits for a failure however long it takes.
     pub fn wait_failure(&self, timeout: Duration) -> Option<RuntimeError> {
         let header = self.handle.table.header();
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now().checked_add(timeout);
         loop {
             let seen = header.event.load(Ordering::SeqCst);
             if let Some(f) = self.handle.failure() {
                 return Some(f);
             }
             let now = std::time::Instant::now();
-            if now >= deadline {
+            let left = deadline.map_or(Duration::MAX, |deadline| deadline.saturating_duration_since(now));
+            if left.is_zero() {
                 return None;
             }
-            sleep_on(&header.event, &header.event_waiters, seen, (deadline - now).min(Duration::from_millis(50)));
+            sleep_on(&header.event, &header.event_waiters, seen, left.min(Duration::from_millis(50)));
         }
     }
 }

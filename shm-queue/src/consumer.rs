@@ -106,12 +106,13 @@ impl<T: Pod, K: Kind> Consumer<T, K> {
         self.pop_until(None)
     }
 
-    /// Pops, blocking at most `timeout`.
+    /// Pops, blocking at most `timeout` (a `timeout` too large to add to the clock, such as
+    /// `Duration::MAX`, blocks like [`pop`](Self::pop)).
     ///
     /// # Errors
     /// `Timeout`, and those of [`pop`](Self::pop).
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
-        self.pop_until(Some(Instant::now() + timeout))
+        self.pop_until(wait::deadline_after(timeout))
     }
 
     fn pop_until(&mut self, deadline: Option<Instant>) -> Result<T, PopError> {
@@ -173,7 +174,7 @@ impl<T: Pod, K: Kind> Consumer<T, K> {
     /// # Errors
     /// `Timeout`, and those of [`pop`](Self::pop).
     pub fn read_chunk_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadChunk<'_, T, K>, PopError> {
-        self.read_chunk_until(max, Some(Instant::now() + timeout))
+        self.read_chunk_until(max, wait::deadline_after(timeout))
     }
 
     fn read_chunk_until(&mut self, max: usize, deadline: Option<Instant>) -> Result<ReadChunk<'_, T, K>, PopError> {

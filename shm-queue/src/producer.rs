@@ -90,12 +90,13 @@ impl<T: Pod, K: Kind> Producer<T, K> {
         self.push_until(item, None)
     }
 
-    /// Pushes, blocking at most `timeout` while the ring is full.
+    /// Pushes, blocking at most `timeout` while the ring is full (a `timeout` too large to
+    /// add to the clock, such as `Duration::MAX`, blocks like [`push`](Self::push)).
     ///
     /// # Errors
     /// `Timeout` when no room appeared in time, and those of [`push`](Self::push).
     pub fn push_timeout(&mut self, item: T, timeout: Duration) -> Result<(), PushError<T>> {
-        self.push_until(item, Some(Instant::now() + timeout))
+        self.push_until(item, wait::deadline_after(timeout))
     }
 
     fn push_until(&mut self, mut item: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
@@ -156,7 +157,7 @@ impl<T: Pod, K: Kind> Producer<T, K> {
         max: usize,
         timeout: Duration,
     ) -> Result<WriteChunk<'_, T, K>, PushError<()>> {
-        self.write_chunk_until(max, Some(Instant::now() + timeout))
+        self.write_chunk_until(max, wait::deadline_after(timeout))
     }
 
     fn write_chunk_until(

@@ -88,6 +88,12 @@ fn runnable_processes() -> Option<u64> {
     field.split('/').next()?.parse().ok()
 }
 
+/// The deadline `timeout` from now; `None` (no deadline) when that instant cannot be
+/// represented, so that `Duration::MAX` means "wait as long as it takes" instead of a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// Waits until `ready()` holds or `deadline` passes. `recheck()` runs every `recheck_every`
 /// while asleep (dead-peer detection); `ready()` must include every reason to stop waiting
 /// (item or room available, closed, poisoned).

@@ -132,6 +132,21 @@ fn push_timeout_on_full_returns_timeout_with_the_item<K: Kind>() {
     assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }
 
+fn a_timeout_too_large_for_a_deadline_waits_without_one<K: Kind>() {
+    let name = support::shm_name();
+    let queue = Queue::<u64, K>::create(&name, 4).unwrap();
+    let mut tx = queue.producer().unwrap();
+    let mut rx = queue.consumer().unwrap();
+    // `Instant::now() + Duration::MAX` overflows: these used to panic.
+    assert_eq!(tx.push_timeout(1, Duration::MAX), Ok(()));
+    let mut chunk = tx.write_chunk_timeout(1, Duration::MAX).unwrap();
+    chunk.as_mut_slice()[0].write(2);
+    chunk.commit();
+    tx.flush();
+    assert_eq!(rx.pop_timeout(Duration::MAX), Ok(1));
+    assert_eq!(&*rx.read_chunk_timeout(4, Duration::MAX).unwrap(), &[2]);
+}
+
 fn pop_timeout_on_empty_returns_timeout<K: Kind>() {
     let name = support::shm_name();
     let queue = Queue::<u64, K>::create(&name, 4).unwrap();
@@ -176,6 +191,10 @@ per_kind! {
         mpsc_push_timeout_on_full_returns_timeout_with_the_item: Mpsc,
         spmc_push_timeout_on_full_returns_timeout_with_the_item: Spmc,
         mpmc_push_timeout_on_full_returns_timeout_with_the_item: Mpmc
+    ];
+    a_timeout_too_large_for_a_deadline_waits_without_one => [
+        spsc_a_timeout_too_large_for_a_deadline_waits_without_one: Spsc,
+        mpmc_a_timeout_too_large_for_a_deadline_waits_without_one: Mpmc
     ];
     pop_timeout_on_empty_returns_timeout => [
         spsc_pop_timeout_on_empty_returns_timeout: Spsc,
