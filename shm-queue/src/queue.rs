@@ -37,8 +37,8 @@ pub struct QueueOptions {
     pub bound: Option<usize>,
     /// When a publishing side wakes the other.
     pub wake: WakePolicy,
-    /// How often a sleeper re-checks for dead peers (default 100 ms; a dead peer is reported
-    /// within about this long).
+    /// How often a sleeper re-checks for dead peers (default 100 ms, clamped to 1 ms..60 s; a
+    /// dead peer is reported within about this long).
     pub recheck: Duration,
 }
 
@@ -208,7 +208,10 @@ impl<T: Pod, K: Kind> Queue<T, K> {
         // we validated) with exactly this layout, kind, capacity and bound.
         let ring = unsafe { RawRing::new(Arc::new(region), layout, K::ID, capacity, bound) };
         let owner_pid = std::process::id();
-        Self { ring, name, wake: options.wake, recheck: options.recheck, unlink_on_drop, owner_pid, _kind: PhantomData }
+        // The same clamped interval the header gives those who open the queue: a zero one
+        // would make every sleep return at once.
+        let recheck = Duration::from_millis(u64::from(options.recheck_ms()));
+        Self { ring, name, wake: options.wake, recheck, unlink_on_drop, owner_pid, _kind: PhantomData }
     }
 
     /// Maps an existing segment and checks that it holds a queue of kind `K` and element `T`.

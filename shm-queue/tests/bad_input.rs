@@ -10,6 +10,7 @@ mod support;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::time::Duration;
 
 use shm_queue::{
     AttachError, CreateError, Handover, Inspector, Mpmc, Mpsc, NameError, OpenError, PopError, PushError, Queue,
@@ -369,6 +370,24 @@ fn wake_threshold_out_of_range_is_invalid_wake_threshold() {
     assert!(Queue::<u64, Mpmc>::create_with(&name, batched(8, 7)).is_ok());
     assert!(Queue::<u64, Spsc>::on_heap(QueueOptions::new(8).wake(WakePolicy::at_edges(8))).is_ok());
     assert!(Queue::<u64, Spsc>::on_heap(batched(1, 0)).is_ok());
+}
+
+#[test]
+fn a_recheck_interval_out_of_range_is_clamped_for_the_creator_too() {
+    let mut names = Names::new("a_recheck_interval_out_of_range_is_clamped_for_the_creator_too");
+    let name = names.next();
+    let queue = Queue::<u64, Spsc>::create_with(&name, QueueOptions::new(4).recheck(Duration::ZERO)).unwrap();
+    let mut rx = queue.consumer().unwrap();
+    assert_eq!(rx.pop_timeout(Duration::from_millis(100)), Err(PopError::Timeout));
+    // Clamped to 1 ms, a sleep lasts at least that: at most ~100 sleeps in 100 ms. Unclamped,
+    // every futex wait timed out at once and the "sleeper" spun through tens of thousands.
+    let sleeps = queue.stats().consumer.futex_waits;
+    assert!((1..=200).contains(&sleeps), "{sleeps} futex waits in 100 ms");
+    // Those who open the queue take the clamped value from its header.
+    let opened = Queue::<u64, Spsc>::open(&name).unwrap();
+    let mut tx = opened.producer().unwrap();
+    tx.push(1).unwrap();
+    assert_eq!(rx.pop_timeout(Duration::from_secs(30)), Ok(1));
 }
 
 #[test]
