@@ -191,9 +191,20 @@ pub(crate) fn create(
 
 fn size_and_map(fd: &Fd, name: &ShmName, len: usize) -> Result<NonNull<u8>, CreateError> {
     let no_space = || CreateError::NoSpace { name: name.to_string(), len };
-    // SAFETY: fd is open for writing.
-    if unsafe { libc::ftruncate(fd.0, len as libc::off_t) } != 0 {
+    // Both calls are retried on EINTR: kernels before 5.18 abandon a tmpfs fallocate for any
+    // pending signal (SA_RESTART or not), and a runtime handling SIGCHLD gets one whenever a
+    // child ends. What was reserved before the interruption stays reserved.
+    let truncated = loop {
+        // SAFETY: fd is open for writing.
+        if unsafe { libc::ftruncate(fd.0, len as libc::off_t) } == 0 {
+            break Ok(());
+        }
         let err = errno();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            break Err(err);
+        }
+    };
+    if let Err(err) = truncated {
         return Err(match err.raw_os_error() {
             Some(libc::ENOSPC | libc::EFBIG) => no_space(),
             _ => CreateError::Os { call: "ftruncate", source: err },
@@ -201,8 +212,13 @@ fn size_and_map(fd: &Fd, name: &ShmName, len: usize) -> Result<NonNull<u8>, Crea
     }
     // Reserve the pages now: on a full tmpfs this fails with ENOSPC here, instead of the first
     // touch of an unbacked page raising SIGBUS in whichever process writes it.
-    // SAFETY: fd is open for writing; posix_fallocate returns the error number directly.
-    let rc = unsafe { libc::posix_fallocate(fd.0, 0, len as libc::off_t) };
+    let rc = loop {
+        // SAFETY: fd is open for writing; posix_fallocate returns the error number directly.
+        let rc = unsafe { libc::posix_fallocate(fd.0, 0, len as libc::off_t) };
+        if rc != libc::EINTR {
+            break rc;
+        }
+    };
     if rc != 0 {
         return Err(match rc {
             libc::ENOSPC | libc::EFBIG => no_space(),
