@@ -165,7 +165,9 @@ pub(crate) fn adopt(ctl: &Control, slot: u32, role: Role) -> Result<(), AttachEr
 }
 
 /// Looks for an attached endpoint of `role` whose owner is dead. The first caller to find one
-/// marks it DEAD (exactly one wins the CAS) and poisons the queue naming it; returns its pid.
+/// marks it DEAD (exactly one wins the CAS), poisons the queue naming it and wakes every
+/// sleeper, so that the others hear of it now rather than at their own next re-check (up to
+/// a minute later); returns its pid.
 pub(crate) fn reap_dead(ctl: &Control, role: Role) -> Option<u32> {
     for entry in &ctl.endpoints {
         if entry.state.load(Ordering::Acquire) != slot_state::ATTACHED
@@ -184,6 +186,7 @@ pub(crate) fn reap_dead(ctl: &Control, role: Role) -> Option<u32> {
             .is_ok()
         {
             poison(ctl, Some(owner.pid));
+            crate::attached::wake_everyone(ctl);
             return Some(owner.pid);
         }
     }
@@ -252,4 +255,38 @@ pub(crate) fn list(ctl: &Control) -> Vec<EndpointInfo> {
         out.push(EndpointInfo { slot: i as u32, role, owner, state, alive: owner.is_alive() });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid no process has: above the kernel's `PID_MAX_LIMIT` (2^22).
+    const NO_SUCH_PID: u32 = 1 << 23;
+
+    fn control() -> Box<Control> {
+        Box::default()
+    }
+
+    /// Puts an attached `role` endpoint owned by a process that does not exist into a slot.
+    fn attach_dead_owner(ctl: &Control, role: Role) -> u32 {
+        let slot = claim_slot(ctl, role, slot_state::FREE).unwrap();
+        ctl.endpoints[slot as usize].pid.store(NO_SUCH_PID, Ordering::Relaxed);
+        slot
+    }
+
+    #[test]
+    fn reaping_a_dead_peer_poisons_and_wakes_every_sleeper() {
+        let ctl = control();
+        attach_dead_owner(&ctl, Role::Consumer);
+        // Someone asleep on each side (a producer on "not full", a consumer on "not empty").
+        ctl.not_full.sleepers.store(1, Ordering::SeqCst);
+        ctl.not_empty.sleepers.store(1, Ordering::SeqCst);
+        let before = (ctl.not_full.seq.load(Ordering::SeqCst), ctl.not_empty.seq.load(Ordering::SeqCst));
+        assert_eq!(reap_dead(&ctl, Role::Consumer), Some(NO_SUCH_PID));
+        assert_ne!(ctl.state.flags.load(Ordering::SeqCst) & (POISONED | PEER_DEAD), 0);
+        let after = (ctl.not_full.seq.load(Ordering::SeqCst), ctl.not_empty.seq.load(Ordering::SeqCst));
+        assert!(after.0 != before.0 && after.1 != before.1, "both sides were woken: {before:?} -> {after:?}");
+        assert_eq!(reap_dead(&ctl, Role::Consumer), None, "a dead endpoint is reaped once");
+    }
 }
