@@ -55,8 +55,9 @@ impl<T> Attached<T> {
     }
 
     pub fn hand_over(mut self) -> Handover {
-        let ok = endpoint::hand_over(self.control(), self.slot);
-        debug_assert!(ok, "a live end owns its slot");
+        // Refused for a copy inherited through fork: its token then adopts nothing
+        // (`NoPendingHandover`), and the owner's end is untouched.
+        endpoint::hand_over(self.control(), self.slot);
         self.detach_on_drop = false;
         Handover { slot: self.slot, role: self.role as u32 }
     }
@@ -104,6 +105,9 @@ macro_rules! shared_end_api {
 
             #[doc = concat!("Gives this end up for another process to [`", $adopt, "`](crate::Queue::", $adopt, ").")]
             /// The queue stays open in between: the handed-over end still counts as attached.
+            /// Only the process that attached (or adopted) the end can give it up: called on a
+            /// copy inherited through `fork`, it hands over nothing, and adopting the token
+            /// fails with `NoPendingHandover`.
             pub fn into_handover(self) -> Handover {
                 self.end.hand_over()
             }

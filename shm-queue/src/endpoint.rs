@@ -53,45 +53,48 @@ impl Role {
     }
 }
 
-/// Counts one more endpoint of `role` and records this process in a free table slot.
+/// Records this process in a free table slot and counts one more endpoint of `role`.
+///
+/// The slot comes first: a count taken and then given back because the table was full could
+/// make a concurrent last detach see a count that was not its own, and nobody would close the
+/// queue.
 pub(crate) fn attach(ctl: &Control, kind: KindId, role: Role) -> Result<u32, AttachError> {
     if ctl.state.flags.load(Ordering::Acquire) & POISONED != 0 {
         return Err(AttachError::Poisoned);
     }
+    let (index, slot) = reserve_slot(ctl).ok_or(AttachError::TooManyEndpoints { max: MAX_ENDPOINTS })?;
     let count = role.count(ctl);
     let mut n = count.load(Ordering::Acquire);
     loop {
-        if n & GONE != 0 {
-            return Err(AttachError::Closed { role: role.as_str() });
-        }
-        if n >= 1 && !role.multi(kind) {
-            return Err(AttachError::RoleTaken { kind: kind.as_str(), role: role.as_str() });
+        let refused = if n & GONE != 0 {
+            Some(AttachError::Closed { role: role.as_str() })
+        } else if n >= 1 && !role.multi(kind) {
+            Some(AttachError::RoleTaken { kind: kind.as_str(), role: role.as_str() })
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            // Never filled in, so no scanner looked at it: give it back as it was.
+            slot.state.store(slot_state::FREE, Ordering::Release);
+            return Err(error);
         }
         match count.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => break,
             Err(now) => n = now,
         }
     }
-    match claim_slot(ctl, role, slot_state::FREE) {
-        Some(slot) => Ok(slot),
-        None => {
-            // Undo the count without closing: we were never really attached.
-            count.fetch_sub(1, Ordering::AcqRel);
-            Err(AttachError::TooManyEndpoints { max: MAX_ENDPOINTS })
-        }
-    }
+    fill_slot(slot, role, ProcessId::current());
+    Ok(index)
 }
 
-/// Fills the first slot in state `from` with this process (FREE → CLAIMING → ATTACHED).
-fn claim_slot(ctl: &Control, role: Role, from: u32) -> Option<u32> {
-    let me = ProcessId::current();
-    for (i, slot) in ctl.endpoints.iter().enumerate() {
-        if slot.state.compare_exchange(from, slot_state::CLAIMING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            fill_slot(slot, role, me);
-            return Some(i as u32);
-        }
-    }
-    None
+/// Takes the first free slot for filling in (FREE → CLAIMING).
+fn reserve_slot(ctl: &Control) -> Option<(u32, &EndpointSlot)> {
+    ctl.endpoints.iter().enumerate().find_map(|(i, slot)| {
+        slot.state
+            .compare_exchange(slot_state::FREE, slot_state::CLAIMING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then_some((i as u32, slot))
+    })
 }
 
 fn fill_slot(slot: &EndpointSlot, role: Role, me: ProcessId) {
@@ -137,8 +140,13 @@ pub(crate) fn detach(ctl: &Control, slot: u32, role: Role) -> bool {
     false
 }
 
-/// Marks our `slot` as handed over: still counted, owned by nobody until adopted.
+/// Marks our `slot` as handed over: still counted, owned by nobody until adopted. Refused
+/// (false) unless this process owns the slot: a copy of an end inherited through `fork` must
+/// not give away its parent's end.
 pub(crate) fn hand_over(ctl: &Control, slot: u32) -> bool {
+    if !owned_by_me(ctl, slot) {
+        return false;
+    }
     slot_at(ctl, slot).is_some_and(|entry| {
         entry
             .state
@@ -270,9 +278,39 @@ mod tests {
 
     /// Puts an attached `role` endpoint owned by a process that does not exist into a slot.
     fn attach_dead_owner(ctl: &Control, role: Role) -> u32 {
-        let slot = claim_slot(ctl, role, slot_state::FREE).unwrap();
+        let slot = attach(ctl, KindId::Mpmc, role).unwrap();
         ctl.endpoints[slot as usize].pid.store(NO_SUCH_PID, Ordering::Relaxed);
         slot
+    }
+
+    fn slots_in_use(ctl: &Control) -> usize {
+        ctl.endpoints.iter().filter(|slot| slot.state.load(Ordering::SeqCst) != slot_state::FREE).count()
+    }
+
+    #[test]
+    fn a_refused_attach_leaves_neither_a_count_nor_a_slot() {
+        let ctl = control();
+        let producer = attach(&ctl, KindId::Spsc, Role::Producer).unwrap();
+        for _ in 0..2 * MAX_ENDPOINTS {
+            assert!(matches!(attach(&ctl, KindId::Spsc, Role::Producer), Err(AttachError::RoleTaken { .. })));
+        }
+        assert_eq!((ctl.state.producers.load(Ordering::SeqCst), slots_in_use(&ctl)), (1, 1));
+        // Fill the table; one more is refused before it is counted.
+        let mut consumers = 0;
+        while attach(&ctl, KindId::Mpmc, Role::Consumer).is_ok() {
+            consumers += 1;
+        }
+        assert_eq!(consumers, MAX_ENDPOINTS - 1);
+        assert!(matches!(
+            attach(&ctl, KindId::Mpmc, Role::Consumer),
+            Err(AttachError::TooManyEndpoints { max: MAX_ENDPOINTS })
+        ));
+        assert_eq!(ctl.state.consumers.load(Ordering::SeqCst) as usize, MAX_ENDPOINTS - 1);
+        // The last producer out still closes its side.
+        assert!(detach(&ctl, producer, Role::Producer));
+        assert_ne!(ctl.state.flags.load(Ordering::SeqCst) & PRODUCERS_GONE, 0);
+        assert!(matches!(attach(&ctl, KindId::Spsc, Role::Producer), Err(AttachError::Closed { .. })));
+        assert_eq!(slots_in_use(&ctl), MAX_ENDPOINTS - 1);
     }
 
     #[test]

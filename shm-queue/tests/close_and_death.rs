@@ -19,7 +19,8 @@ mod support;
 use std::time::Duration;
 
 use shm_queue::{
-    AttachError, ForkClock, Kind, Mpmc, Mpsc, PopError, ProcessStatus, PushError, Queue, QueueOptions, Spmc, Spsc,
+    AttachError, ForkClock, Handover, Kind, Mpmc, Mpsc, PopError, ProcessStatus, PushError, Queue, QueueOptions, Spmc,
+    Spsc,
 };
 use support::{Pipe, Status};
 
@@ -389,6 +390,30 @@ fn end_inherited_through_fork_does_not_close_the_queue<K: Kind>() {
     assert_eq!(rx.try_pop(), Err(PopError::Disconnected));
 }
 
+/// A child cannot give away the parent's end through its inherited copy: `into_handover` there
+/// hands over nothing, its token adopts nothing, and the parent's end still closes the queue.
+fn end_inherited_through_fork_cannot_be_handed_over<K: Kind>() {
+    let name = support::shm_name();
+    let queue = Queue::<u64, K>::create(&name, 8).unwrap();
+    let mut tx = Some(queue.producer().unwrap());
+    let mut rx = queue.consumer().unwrap();
+    let token = Pipe::new();
+    let child = support::fork(|| {
+        let handed = tx.take().unwrap().into_handover();
+        token.send(u64::from(handed.slot) << 32 | u64::from(handed.role));
+        0
+    });
+    let packed = token.recv();
+    child.wait_ok("child");
+    let token = Handover { slot: (packed >> 32) as u32, role: packed as u32 };
+    assert_eq!(queue.adopt_producer(token).unwrap_err(), AttachError::NoPendingHandover { slot: token.slot });
+    let mut tx = tx.take().unwrap();
+    tx.push(1).unwrap();
+    drop(tx);
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Err(PopError::Disconnected), "our end was still ours to close");
+}
+
 /// The same for the queue itself: a child dropping its copy of the creator's `Queue` does not
 /// remove the name (only the creating process's drop does).
 fn queue_inherited_through_fork_does_not_unlink_the_name() {
@@ -462,6 +487,10 @@ instantiate! {
         end_inherited_through_fork_does_not_close_the_queue::<Spsc>();
     mpmc_end_inherited_through_fork_does_not_close_the_queue =>
         end_inherited_through_fork_does_not_close_the_queue::<Mpmc>();
+    spsc_end_inherited_through_fork_cannot_be_handed_over =>
+        end_inherited_through_fork_cannot_be_handed_over::<Spsc>();
+    mpmc_end_inherited_through_fork_cannot_be_handed_over =>
+        end_inherited_through_fork_cannot_be_handed_over::<Mpmc>();
 }
 
 /// The start time a parent knows from the clock around a fork (`ForkClock`) is the one
@@ -509,6 +538,8 @@ fn main() {
         poison_wakes_every_sleeper,
         spsc_end_inherited_through_fork_does_not_close_the_queue,
         mpmc_end_inherited_through_fork_does_not_close_the_queue,
+        spsc_end_inherited_through_fork_cannot_be_handed_over,
+        mpmc_end_inherited_through_fork_cannot_be_handed_over,
         queue_inherited_through_fork_does_not_unlink_the_name,
         start_time_from_the_clock_around_a_fork_is_the_one_proc_shows,
     ])
