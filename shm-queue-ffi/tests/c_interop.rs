@@ -66,7 +66,7 @@ impl Cleanup {
     }
 
     fn spawn(&mut self, program: &Path, args: &[&str]) {
-        let child = Command::new(program)
+        let child = built_program(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -154,6 +154,15 @@ fn library_dir() -> PathBuf {
 enum Link {
     Static,
     Shared,
+}
+
+/// A command running a program built here. Without `LD_LIBRARY_PATH`: `cargo test` puts the
+/// profile directory there, where a `libshm_queue_ffi.so` from an older `cargo build` may sit
+/// and would win over the rpath to `deps/` (it did, when the segment format changed).
+fn built_program(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_remove("LD_LIBRARY_PATH");
+    command
 }
 
 fn compiler() -> String {
@@ -377,7 +386,7 @@ fn header_compiles_as_cplusplus() {
         .args(["-lpthread", "-ldl", "-lm"]);
     let binary = compile(cmd, "header-cpp");
     std::fs::remove_file(&source).unwrap();
-    let run = Command::new(&binary).output().unwrap();
+    let run = built_program(&binary).output().unwrap();
     assert_success(&run, "invalid argument");
 }
 
