@@ -61,7 +61,10 @@ pub(crate) struct SideStats {
     pub blocked_ns: AtomicU64,
 }
 
-/// `EndpointSlot::state` values.
+/// `EndpointSlot::state`: one of the states below in the low bits, and above them a count of
+/// the slot's owners, bumped whenever a new owner claims or adopts it. A compare-and-swap by
+/// someone who read the slot earlier (a reaper that then spent tens of µs reading `/proc`)
+/// fails if the slot changed hands in between, instead of acting on the new owner's end.
 pub(crate) mod slot_state {
     pub const FREE: u32 = 0;
     /// Being filled in by an attaching process.
@@ -71,6 +74,24 @@ pub(crate) mod slot_state {
     pub const HANDOVER: u32 = 3;
     /// Its owner died without detaching.
     pub const DEAD: u32 = 4;
+    /// The bits that hold the state; the rest count owners.
+    pub const MASK: u32 = 0b111;
+    const ONE_OWNER: u32 = MASK + 1;
+
+    /// The state in a state word.
+    pub fn of(word: u32) -> u32 {
+        word & MASK
+    }
+
+    /// `word` in `state`, same owner.
+    pub fn with(word: u32, state: u32) -> u32 {
+        word & !MASK | state
+    }
+
+    /// `word` in `state`, for a new owner.
+    pub fn next_owner(word: u32, state: u32) -> u32 {
+        (word & !MASK).wrapping_add(ONE_OWNER) | state
+    }
 }
 
 /// Role of an endpoint slot.

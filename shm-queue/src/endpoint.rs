@@ -62,7 +62,7 @@ pub(crate) fn attach(ctl: &Control, kind: KindId, role: Role) -> Result<u32, Att
     if ctl.state.flags.load(Ordering::Acquire) & POISONED != 0 {
         return Err(AttachError::Poisoned);
     }
-    let (index, slot) = reserve_slot(ctl).ok_or(AttachError::TooManyEndpoints { max: MAX_ENDPOINTS })?;
+    let (index, slot, claimed) = reserve_slot(ctl).ok_or(AttachError::TooManyEndpoints { max: MAX_ENDPOINTS })?;
     let count = role.count(ctl);
     let mut n = count.load(Ordering::Acquire);
     loop {
@@ -75,7 +75,7 @@ pub(crate) fn attach(ctl: &Control, kind: KindId, role: Role) -> Result<u32, Att
         };
         if let Some(error) = refused {
             // Never filled in, so no scanner looked at it: give it back as it was.
-            slot.state.store(slot_state::FREE, Ordering::Release);
+            slot.state.store(slot_state::with(claimed, slot_state::FREE), Ordering::Release);
             return Err(error);
         }
         match count.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
@@ -83,26 +83,29 @@ pub(crate) fn attach(ctl: &Control, kind: KindId, role: Role) -> Result<u32, Att
             Err(now) => n = now,
         }
     }
-    fill_slot(slot, role, ProcessId::current());
+    fill_slot(slot, claimed, role, ProcessId::current());
     Ok(index)
 }
 
-/// Takes the first free slot for filling in (FREE → CLAIMING).
-fn reserve_slot(ctl: &Control) -> Option<(u32, &EndpointSlot)> {
+/// Takes the first free slot for a new owner to fill in (FREE → CLAIMING); returns it with
+/// the state word it now holds.
+fn reserve_slot(ctl: &Control) -> Option<(u32, &EndpointSlot, u32)> {
     ctl.endpoints.iter().enumerate().find_map(|(i, slot)| {
-        slot.state
-            .compare_exchange(slot_state::FREE, slot_state::CLAIMING, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            .then_some((i as u32, slot))
+        let word = slot.state.load(Ordering::Relaxed);
+        let claimed = slot_state::next_owner(word, slot_state::CLAIMING);
+        (slot_state::of(word) == slot_state::FREE
+            && slot.state.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok())
+        .then_some((i as u32, slot, claimed))
     })
 }
 
-fn fill_slot(slot: &EndpointSlot, role: Role, me: ProcessId) {
+/// Writes the owner into a slot we hold in CLAIMING (as state word `claimed`) and attaches it.
+fn fill_slot(slot: &EndpointSlot, claimed: u32, role: Role, me: ProcessId) {
     slot.role.store(role as u32, Ordering::Relaxed);
     slot.pid.store(me.pid, Ordering::Relaxed);
     slot.start_time.store(me.start_time, Ordering::Relaxed);
     // Release: a scanner that Acquire-loads ATTACHED reads the owner written above.
-    slot.state.store(slot_state::ATTACHED, Ordering::Release);
+    slot.state.store(slot_state::with(claimed, slot_state::ATTACHED), Ordering::Release);
 }
 
 fn slot_at(ctl: &Control, slot: u32) -> Option<&EndpointSlot> {
@@ -114,7 +117,7 @@ fn slot_at(ctl: &Control, slot: u32) -> Option<&EndpointSlot> {
 pub(crate) fn owned_by_me(ctl: &Control, slot: u32) -> bool {
     let Some(entry) = slot_at(ctl, slot) else { return false };
     let me = ProcessId::current();
-    entry.state.load(Ordering::Acquire) == slot_state::ATTACHED
+    slot_state::of(entry.state.load(Ordering::Acquire)) == slot_state::ATTACHED
         && entry.pid.load(Ordering::Relaxed) == me.pid
         && entry.start_time.load(Ordering::Relaxed) == me.start_time
 }
@@ -123,7 +126,8 @@ pub(crate) fn owned_by_me(ctl: &Control, slot: u32) -> bool {
 /// and the matching flag). Returns whether this was the last.
 pub(crate) fn detach(ctl: &Control, slot: u32, role: Role) -> bool {
     if let Some(entry) = slot_at(ctl, slot) {
-        entry.state.store(slot_state::FREE, Ordering::Release);
+        // FREE is 0: clearing the state bits keeps the count of owners.
+        entry.state.fetch_and(!slot_state::MASK, Ordering::Release);
     }
     let count = role.count(ctl);
     let was = count.fetch_sub(1, Ordering::AcqRel);
@@ -148,10 +152,17 @@ pub(crate) fn hand_over(ctl: &Control, slot: u32) -> bool {
         return false;
     }
     slot_at(ctl, slot).is_some_and(|entry| {
-        entry
-            .state
-            .compare_exchange(slot_state::ATTACHED, slot_state::HANDOVER, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        let word = entry.state.load(Ordering::Acquire);
+        slot_state::of(word) == slot_state::ATTACHED
+            && entry
+                .state
+                .compare_exchange(
+                    word,
+                    slot_state::with(word, slot_state::HANDOVER),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     })
 }
 
@@ -164,11 +175,14 @@ pub(crate) fn adopt(ctl: &Control, slot: u32, role: Role) -> Result<(), AttachEr
     if entry.role.load(Ordering::Relaxed) != role as u32 {
         return Err(AttachError::NoPendingHandover { slot });
     }
-    entry
-        .state
-        .compare_exchange(slot_state::HANDOVER, slot_state::CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
-        .map_err(|_| AttachError::NoPendingHandover { slot })?;
-    fill_slot(entry, role, ProcessId::current());
+    let word = entry.state.load(Ordering::Acquire);
+    let claimed = slot_state::next_owner(word, slot_state::CLAIMING);
+    if slot_state::of(word) != slot_state::HANDOVER
+        || entry.state.compare_exchange(word, claimed, Ordering::AcqRel, Ordering::Relaxed).is_err()
+    {
+        return Err(AttachError::NoPendingHandover { slot });
+    }
+    fill_slot(entry, claimed, role, ProcessId::current());
     Ok(())
 }
 
@@ -178,9 +192,8 @@ pub(crate) fn adopt(ctl: &Control, slot: u32, role: Role) -> Result<(), AttachEr
 /// a minute later); returns its pid.
 pub(crate) fn reap_dead(ctl: &Control, role: Role) -> Option<u32> {
     for entry in &ctl.endpoints {
-        if entry.state.load(Ordering::Acquire) != slot_state::ATTACHED
-            || entry.role.load(Ordering::Relaxed) != role as u32
-        {
+        let seen = entry.state.load(Ordering::Acquire);
+        if slot_state::of(seen) != slot_state::ATTACHED || entry.role.load(Ordering::Relaxed) != role as u32 {
             continue;
         }
         let owner =
@@ -188,17 +201,22 @@ pub(crate) fn reap_dead(ctl: &Control, role: Role) -> Option<u32> {
         if owner.is_alive() {
             continue;
         }
-        if entry
-            .state
-            .compare_exchange(slot_state::ATTACHED, slot_state::DEAD, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
+        if mark_dead(entry, seen) {
             poison(ctl, Some(owner.pid));
             crate::attached::wake_everyone(ctl);
             return Some(owner.pid);
         }
     }
     None
+}
+
+/// Marks an endpoint DEAD if it is still as `seen` (attached, same owner): the owner's liveness
+/// was read in between, and the slot may have changed hands since.
+fn mark_dead(entry: &EndpointSlot, seen: u32) -> bool {
+    entry
+        .state
+        .compare_exchange(seen, slot_state::with(seen, slot_state::DEAD), Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
 }
 
 /// Marks the queue broken. A dead peer's pid is recorded by the first poisoner only.
@@ -247,7 +265,7 @@ pub enum EndpointState {
 pub(crate) fn list(ctl: &Control) -> Vec<EndpointInfo> {
     let mut out = Vec::new();
     for (i, entry) in ctl.endpoints.iter().enumerate() {
-        let state = match entry.state.load(Ordering::Acquire) {
+        let state = match slot_state::of(entry.state.load(Ordering::Acquire)) {
             slot_state::ATTACHED => EndpointState::Attached,
             slot_state::HANDOVER => EndpointState::HandedOver,
             slot_state::DEAD => EndpointState::Dead,
@@ -284,7 +302,10 @@ mod tests {
     }
 
     fn slots_in_use(ctl: &Control) -> usize {
-        ctl.endpoints.iter().filter(|slot| slot.state.load(Ordering::SeqCst) != slot_state::FREE).count()
+        ctl.endpoints
+            .iter()
+            .filter(|slot| slot_state::of(slot.state.load(Ordering::SeqCst)) != slot_state::FREE)
+            .count()
     }
 
     #[test]
@@ -311,6 +332,26 @@ mod tests {
         assert_ne!(ctl.state.flags.load(Ordering::SeqCst) & PRODUCERS_GONE, 0);
         assert!(matches!(attach(&ctl, KindId::Spsc, Role::Producer), Err(AttachError::Closed { .. })));
         assert_eq!(slots_in_use(&ctl), MAX_ENDPOINTS - 1);
+    }
+
+    #[test]
+    fn a_slot_that_changed_hands_is_not_marked_dead_by_an_earlier_look() {
+        let ctl = control();
+        let live = attach(&ctl, KindId::Mpmc, Role::Producer).unwrap();
+        let dead = attach_dead_owner(&ctl, Role::Producer);
+        // A reaper reads the slot and goes to /proc, where the owner is dead...
+        let seen = ctl.endpoints[dead as usize].state.load(Ordering::SeqCst);
+        // ...meanwhile that owner had detached, and a live process took the slot over.
+        assert!(!detach(&ctl, dead, Role::Producer));
+        assert_eq!(attach(&ctl, KindId::Mpmc, Role::Producer).unwrap(), dead, "the first free slot");
+        assert!(!mark_dead(&ctl.endpoints[dead as usize], seen), "the new owner's end is not dead");
+        assert_eq!(reap_dead(&ctl, Role::Producer), None);
+        // The same through a handover and adoption.
+        let seen = ctl.endpoints[live as usize].state.load(Ordering::SeqCst);
+        assert!(hand_over(&ctl, live));
+        adopt(&ctl, live, Role::Producer).unwrap();
+        assert!(!mark_dead(&ctl.endpoints[live as usize], seen), "adopted by a new owner");
+        assert_eq!(ctl.state.flags.load(Ordering::SeqCst) & POISONED, 0);
     }
 
     #[test]

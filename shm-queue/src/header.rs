@@ -21,8 +21,9 @@ use crate::wake::WakePolicy;
 
 /// `b"SHMPIPE\0"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE\0");
-/// Bumped whenever the header or control block changes shape.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the header or control block changes shape or meaning (2: endpoint slots
+/// count their owners in the state word).
+pub const FORMAT_VERSION: u32 = 2;
 /// The largest capacity accepted (2^30 slots).
 pub const MAX_CAPACITY: usize = 1 << 30;
 
