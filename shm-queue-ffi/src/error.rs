@@ -191,7 +191,8 @@ impl From<CreateError> for Failure {
             CreateError::TooManyFiles => SHMQ_EMFILE,
             CreateError::InvalidCapacity { .. }
             | CreateError::InvalidBound { .. }
-            | CreateError::InvalidWakeThreshold { .. } => SHMQ_EINVAL,
+            | CreateError::InvalidWakeThreshold { .. }
+            | CreateError::UnsupportedAlignment { .. } => SHMQ_EINVAL,
             CreateError::Os { source, .. } => os_code(source),
         };
         Self::new(code, error.to_string())

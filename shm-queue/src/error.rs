@@ -66,6 +66,15 @@ pub enum CreateError {
         /// The largest capacity accepted.
         max: usize,
     },
+    /// The element type is aligned more strictly than a page: a segment is only page-aligned,
+    /// so its slots could not be.
+    #[error("unsupported element alignment {align}: at most {max} (the page size)")]
+    UnsupportedAlignment {
+        /// The element type's alignment.
+        align: usize,
+        /// The largest alignment accepted.
+        max: usize,
+    },
     /// A bound of zero, above the capacity, or set on a kind other than SPSC.
     #[error("unsupported bound {bound}: it must lie in 1..={capacity}, and differ from the capacity only for SPSC")]
     InvalidBound {

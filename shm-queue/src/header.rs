@@ -93,18 +93,23 @@ pub(crate) struct Layout {
 
 const CACHE_LINE: usize = 128;
 
-fn round_up(n: usize, to: usize) -> usize {
-    n.div_ceil(to) * to
+/// `n` rounded up to a multiple of `to`; `None` on overflow (sizes may come from a header).
+fn round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_next_multiple_of(to)
 }
 
 impl Layout {
-    /// `None` when the sizes overflow.
+    /// `None` when the sizes overflow or exceed what memory can hold.
     pub fn compute(kind: KindId, capacity: usize, slot_size: usize, slot_align: usize) -> Option<Self> {
-        let control_offset = round_up(size_of::<Header>(), align_of::<Control>().max(CACHE_LINE));
-        let seqs_offset = round_up(control_offset + size_of::<Control>(), CACHE_LINE);
+        let control_offset = round_up(size_of::<Header>(), align_of::<Control>().max(CACHE_LINE))?;
+        let seqs_offset = round_up(control_offset + size_of::<Control>(), CACHE_LINE)?;
         let seqs_len = if kind.has_slot_sequences() { capacity.checked_mul(8)? } else { 0 };
-        let slots_offset = round_up(seqs_offset.checked_add(seqs_len)?, slot_align.max(CACHE_LINE));
-        let total_len = round_up(slots_offset.checked_add(capacity.checked_mul(slot_size)?)?, page_size());
+        let slots_offset = round_up(seqs_offset.checked_add(seqs_len)?, slot_align.max(CACHE_LINE))?;
+        let total_len = round_up(slots_offset.checked_add(capacity.checked_mul(slot_size)?)?, page_size())?;
+        // No allocation or mapping can be larger (and `alloc::Layout` refuses it).
+        if total_len > isize::MAX as usize {
+            return None;
+        }
         Some(Self { control_offset, seqs_offset, slots_offset, total_len })
     }
 }

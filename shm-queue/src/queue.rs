@@ -160,7 +160,8 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     ///
     /// # Errors
     /// `InvalidName`, `AlreadyExists`, `PermissionDenied`, `NoSpace` (a full `/dev/shm` is
-    /// reported here, never as SIGBUS later), `InvalidCapacity`, `InvalidWakeThreshold`.
+    /// reported here, never as SIGBUS later), `InvalidCapacity`, `InvalidWakeThreshold`,
+    /// `UnsupportedAlignment`.
     pub fn create_with(name: &str, options: QueueOptions) -> Result<Self, CreateError> {
         let shm_name = ShmName::new(name)?;
         options.validate(K::ID)?;
@@ -172,7 +173,7 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     /// A queue on the heap with the same layout and algorithm, for threads of one process.
     ///
     /// # Errors
-    /// `InvalidCapacity`, `InvalidWakeThreshold`.
+    /// `InvalidCapacity`, `InvalidWakeThreshold`, `UnsupportedAlignment`.
     pub fn on_heap(options: QueueOptions) -> Result<Self, CreateError> {
         options.validate(K::ID)?;
         let (header, layout) = Self::header(&options)?;
@@ -181,6 +182,10 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     }
 
     fn header(options: &QueueOptions) -> Result<(Header, Layout), CreateError> {
+        let max_align = crate::header::page_size();
+        if align_of::<T>() > max_align {
+            return Err(CreateError::UnsupportedAlignment { align: align_of::<T>(), max: max_align });
+        }
         let element = TypeFingerprint::of::<T>();
         let layout = Layout::compute(K::ID, options.capacity, size_of::<T>(), align_of::<T>())
             .ok_or(CreateError::InvalidCapacity { capacity: options.capacity, max: crate::header::MAX_CAPACITY })?;

@@ -290,6 +290,30 @@ fn segment_of_another_user_is_foreign_owner() {
     }
 }
 
+/// Aligned beyond a page: a segment (page-aligned) could not hold its slots aligned.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(8192))]
+struct OverAligned([u64; 1024]);
+
+#[test]
+fn an_element_aligned_beyond_a_page_is_unsupported_alignment() {
+    let mut names = Names::new("an_element_aligned_beyond_a_page_is_unsupported_alignment");
+    let name = names.next();
+    let expected = |e: CreateError| matches!(e, CreateError::UnsupportedAlignment { align: 8192, max: 4096 });
+    assert!(expected(Queue::<OverAligned, Spsc>::create(&name, 2).unwrap_err()));
+    assert!(expected(Queue::<OverAligned, Mpmc>::on_heap(QueueOptions::new(2)).unwrap_err()));
+    // Up to a page is fine.
+    #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C, align(4096))]
+    struct PageAligned([u8; 4096]);
+    let queue = Queue::<PageAligned, Spsc>::create(&name, 2).unwrap();
+    let mut tx = queue.producer().unwrap();
+    tx.push(PageAligned([7; 4096])).unwrap();
+    let slot = queue.consumer().unwrap().pop().unwrap();
+    assert_eq!((std::ptr::addr_of!(slot) as usize) % 4096, 0);
+    assert_eq!(slot.0[4095], 7);
+}
+
 #[test]
 fn unsupported_capacity_is_invalid_capacity() {
     let mut names = Names::new("unsupported_capacity_is_invalid_capacity");
