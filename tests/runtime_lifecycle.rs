@@ -22,6 +22,7 @@ fn main() {
         writing_end_handed_over_through_three_generations_delivers_everything_once,
         kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing,
         sigint_to_the_root_interrupts_the_run_and_cleans_up,
+        fork_server_killed_while_the_root_joins_ends_the_join_with_server_gone,
         root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed,
         many_stages_from_the_root_all_run_and_join,
         every_stage_knows_its_own_identity_as_proc_has_it,
@@ -224,6 +225,27 @@ fn sleeper(_run: &RunHandle, args: PassArgs) -> StageResult {
     let mut rx = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?;
     rx.pop()?;
     Ok(0)
+}
+
+/// The fork server SIGKILLed while the root waits to join a stage: the stage dies with the
+/// server and nobody records its end; the join says so instead of waiting forever.
+fn fork_server_killed_while_the_root_joins_ends_the_join_with_server_gone() {
+    let mut rt = Runtime::builder();
+    let sleeper = rt.register("sleeper", sleeper);
+    let run = rt.start().unwrap();
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
+    let stage = run.spawn(sleeper, &PassArgs { input: name, output: name }).unwrap();
+    stage.pid().unwrap();
+    let tx = queue.producer().unwrap();
+    // SAFETY: kill with integer arguments; the server is our child, not yet reaped.
+    unsafe { libc::kill(run.server_pid() as libc::pid_t, libc::SIGKILL) };
+    let joined = stage.join();
+    assert!(matches!(joined, Err(RuntimeError::ServerGone)), "{joined:?}");
+    let prefix = run.prefix().to_owned();
+    drop((tx, queue));
+    let finished = run.finish();
+    assert!(matches!(finished, Err(RuntimeError::ServerGone)), "{finished:?}");
+    assert!(shm_queue::list(&prefix).unwrap().is_empty());
 }
 
 fn sigint_to_the_root_interrupts_the_run_and_cleans_up() {

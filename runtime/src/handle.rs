@@ -1,6 +1,6 @@
 //! What every process of a run holds: the table, the spawn queue, and the operations on them.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +140,22 @@ impl RunHandle {
         Some(RuntimeError::StageFailed { stage, entry: self.entry_name(stage).to_owned(), pid, status })
     }
 
+    /// After a wait on `word` (last seen at `seen`): if nothing happened (it timed out, or the
+    /// root's SIGCHLD cut it short), whether the fork server still lives. Once it is dead, every
+    /// stage has died with it and nobody will record their ends: a wait for one would never
+    /// end. Looked at only when nothing happened, so that waits that are answered cost no
+    /// `/proc` read.
+    fn check_server(&self, word: &AtomicU32, seen: u32) -> Result<(), RuntimeError> {
+        if word.load(Ordering::SeqCst) != seen {
+            return Ok(());
+        }
+        let server = self.table.header().server_pid.load(Ordering::Acquire);
+        if server == 0 || crate::process::is_running(server as libc::pid_t) {
+            return Ok(());
+        }
+        Err(self.failure().unwrap_or(RuntimeError::ServerGone))
+    }
+
     pub(crate) fn entry_name(&self, stage: StageId) -> &'static str {
         self.table
             .stage(stage)
@@ -165,7 +181,8 @@ impl StageHandle<'_> {
     /// Its pid, waiting until it has been forked.
     ///
     /// # Errors
-    /// The run's failure, if it fails before the stage starts.
+    /// The run's failure, if it fails before the stage starts; `ServerGone` if the fork server
+    /// died first.
     pub fn pid(&self) -> Result<u32, RuntimeError> {
         let entry = self.run.table.stage(self.id).ok_or(RuntimeError::NoSuchStage(self.id))?;
         loop {
@@ -178,6 +195,7 @@ impl StageHandle<'_> {
                 return Err(failure);
             }
             sleep_on(&entry.seq, &entry.waiters, seen, RECHECK);
+            self.run.check_server(&entry.seq, seen)?;
         }
     }
 
@@ -186,7 +204,9 @@ impl StageHandle<'_> {
     /// # Errors
     /// The run's failure (`StageFailed` naming the first stage that failed, or `Interrupted`)
     /// as soon as it is recorded, even while this stage still runs: the run is being stopped.
-    /// A stage that ended badly is such a failure.
+    /// A stage that ended badly is such a failure. `ServerGone` if the fork server died before
+    /// the stage ended (it died with the server; found within a second, at once in a root,
+    /// whose waits SIGCHLD interrupts).
     pub fn join(self) -> Result<StageExit, RuntimeError> {
         let entry = self.run.table.stage(self.id).ok_or(RuntimeError::NoSuchStage(self.id))?;
         loop {
@@ -208,6 +228,7 @@ impl StageHandle<'_> {
                 return Ok(StageExit { status, result: entry.result.load(Ordering::Relaxed) });
             }
             sleep_on(&entry.seq, &entry.waiters, seen, RECHECK);
+            self.run.check_server(&entry.seq, seen)?;
         }
     }
 
