@@ -138,6 +138,17 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     if cli.max_number == u64::MAX {
         return Err(usage("--max-number must be below 2^64 - 1".into()));
     }
+    if matches!(cli.mode, Mode::Pipeline) {
+        if let Some((needed, size)) = sieve::pipeline::stages_beyond_the_limit(cli.max_number, cli.stage_size.into()) {
+            return Err(usage(format!(
+                "--max-number {} with --stage-size {} needs at least {needed} stage processes, more than the {} \
+                 one run can start: use --stage-size {size} or more",
+                cli.max_number,
+                cli.stage_size,
+                sieve::pipeline::MAX_PIPELINE_STAGES
+            )));
+        }
+    }
     Ok(())
 }
 

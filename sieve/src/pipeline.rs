@@ -28,6 +28,32 @@ const REPORT_HEADER: usize = 9;
 /// Items moved per chunk (at most the queue depth).
 const BATCH: usize = 4096;
 
+/// The most stages one pipeline run can have: the runtime's table holds `MAX_STAGES - 1`
+/// processes over a run's life, and the source is one of them.
+pub const MAX_PIPELINE_STAGES: u64 = runtime::MAX_STAGES as u64 - 2;
+
+/// When `max_number` and `stage_size` certainly need more stages than one run can have
+/// ([`MAX_PIPELINE_STAGES`]): `Some((at least this many stages, the smallest stage size that
+/// surely fits))`. A run needs ⌈π(N)/S⌉ stages, bounded here with Rosser & Schoenfeld's
+/// bounds on π(N), so that an impossible run is refused before it starts instead of failing
+/// tens of thousands of processes later.
+///
+/// ```
+/// use sieve::pipeline::stages_beyond_the_limit;
+/// assert_eq!(stages_beyond_the_limit(2_000_000, 15), None); // 9,929 stages
+/// let (needed, size) = stages_beyond_the_limit(100_000_000, 3).unwrap();
+/// assert!(needed > 1_000_000 && size >= 88);
+/// ```
+pub fn stages_beyond_the_limit(max_number: u64, stage_size: u64) -> Option<(u64, u64)> {
+    let stage_size = stage_size.max(1);
+    let needed = crate::reference::prime_count_lower_bound(max_number).div_ceil(stage_size);
+    if needed <= MAX_PIPELINE_STAGES {
+        return None;
+    }
+    let upper = crate::reference::prime_count_upper_bound(max_number) as u64;
+    Some((needed, upper.div_ceil(MAX_PIPELINE_STAGES)))
+}
+
 /// How a pipeline run is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineConfig {

@@ -99,9 +99,13 @@ pub fn isqrt(n: u64) -> u64 {
     r
 }
 
-/// An upper bound on π(n): 1.25506·n/ln n for n ≥ 17 (Rosser & Schoenfeld 1962), capped at
-/// what `usize` can hold.
-fn prime_count_upper_bound(n: u64) -> usize {
+/// An upper bound on π(n), the number of primes up to `n`: 1.25506·n/ln n for n ≥ 17
+/// (Rosser & Schoenfeld 1962), capped at what `usize` can hold.
+///
+/// ```
+/// assert!(sieve::reference::prime_count_upper_bound(1_000_000) >= 78_498);
+/// ```
+pub fn prime_count_upper_bound(n: u64) -> usize {
     if n < 17 {
         return 7;
     }
@@ -109,6 +113,20 @@ fn prime_count_upper_bound(n: u64) -> usize {
     let bound = 1.25506 * x / x.ln() + 1.0;
     // `as` saturates for floats out of range.
     bound as usize
+}
+
+/// A lower bound on π(n): n/ln n for n ≥ 17 (Rosser & Schoenfeld 1962), 0 below.
+///
+/// ```
+/// assert!(sieve::reference::prime_count_lower_bound(1_000_000) <= 78_498);
+/// ```
+pub fn prime_count_lower_bound(n: u64) -> u64 {
+    if n < 17 {
+        return 0;
+    }
+    let x = n as f64;
+    // Rounded down, and a hair below for the float's own error.
+    (x / x.ln() * (1.0 - 1e-9)) as u64
 }
 
 #[cfg(test)]
@@ -179,9 +197,12 @@ mod tests {
     }
 
     #[test]
-    fn bound_is_an_upper_bound() {
-        for n in [0u64, 1, 2, 16, 17, 100, 10_000, 1_000_000] {
-            assert!(count_primes_up_to(n) as usize <= prime_count_upper_bound(n), "n = {n}");
+    fn bounds_enclose_the_count() {
+        for n in [0u64, 1, 2, 16, 17, 18, 100, 10_000, 1_000_000, 3_000_000] {
+            let count = count_primes_up_to(n);
+            assert!(count as usize <= prime_count_upper_bound(n), "n = {n}");
+            assert!(prime_count_lower_bound(n) <= count, "n = {n}");
         }
+        assert!(prime_count_lower_bound(1_000_000) > 70_000, "not trivially low");
     }
 }

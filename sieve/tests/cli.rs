@@ -170,6 +170,7 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--mode", "quantum"], "invalid value 'quantum'"),
         (&["--draw", "/nonexistent-dir/x.svg"], "cannot write /nonexistent-dir/x.svg"),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+        (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
     ];
     for (args, needle) in cases {
         let out = sieve(args);
@@ -199,7 +200,7 @@ fn segments_of(root: u32) -> Vec<String> {
 /// Starts a long run and returns it once its stages exist: (child, server pid, stage pids).
 fn long_run(extra: &[&str]) -> (std::process::Child, u32, Vec<u32>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
-        .args(["--max-number", "100000000", "--stage-size", "50", "--quiet"])
+        .args(["--max-number", "100000000", "--stage-size", "100", "--quiet"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
