@@ -65,13 +65,17 @@ fn stage_error_fails_the_run_naming_the_stage() {
     let id = stage.id();
     let pid = stage.pid().unwrap();
     match stage.join() {
-        Err(RuntimeError::StageFailed { stage, entry, pid: p, status }) => {
+        Err(RuntimeError::StageFailed { stage, entry, pid: p, status, reason }) => {
             assert_eq!((stage, entry.as_str(), p, status), (id, "failing-stage", pid, ExitStatus::Code(1)));
+            assert_eq!(reason.as_deref(), Some("the input was bad"), "the stage's error travels with the failure");
         }
         other => panic!("expected StageFailed, got {other:?}"),
     }
     let err = run.finish().unwrap_err();
-    assert_eq!(err.to_string(), format!("stage {id} (failing-stage, pid {pid}) failed: exit code 1"));
+    assert_eq!(
+        err.to_string(),
+        format!("stage {id} (failing-stage, pid {pid}) failed: exit code 1: the input was bad")
+    );
 }
 
 fn boom(_run: &RunHandle, _: u64) -> StageResult {
@@ -83,7 +87,13 @@ fn stage_panic_fails_the_run_with_code_101() {
     let boom = rt.register("boom", boom);
     let run = rt.start().unwrap();
     let stage = run.spawn(boom, &0u64).unwrap();
-    assert!(matches!(stage.join(), Err(RuntimeError::StageFailed { status: ExitStatus::Code(101), .. })));
+    match stage.join() {
+        Err(RuntimeError::StageFailed { status: ExitStatus::Code(101), reason: Some(reason), .. }) => {
+            assert!(reason.starts_with("panicked at tests/runtime_lifecycle.rs:"), "{reason}");
+            assert!(reason.ends_with(": boom"), "{reason}");
+        }
+        other => panic!("expected StageFailed with the panic's message, got {other:?}"),
+    }
     assert!(run.finish().is_err());
 }
 

@@ -46,7 +46,7 @@ fn signal_name(sig: i32) -> &'static str {
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     /// A stage exited non-zero or was killed; the run was stopped.
-    #[error("stage {stage} ({entry}, pid {pid}) failed: {status}")]
+    #[error("stage {stage} ({entry}, pid {pid}) failed: {status}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     StageFailed {
         /// The first stage that failed.
         stage: StageId,
@@ -56,6 +56,10 @@ pub enum RuntimeError {
         pid: u32,
         /// How it ended.
         status: ExitStatus,
+        /// What went wrong, when the stage (or the fork server starting it) could say: the
+        /// error its entry returned, its panic's message and place, or why it could not be
+        /// forked. At most 256 bytes.
+        reason: Option<String>,
     },
     /// The root received SIGINT or SIGTERM; the run was stopped.
     #[error("interrupted by signal {0}")]

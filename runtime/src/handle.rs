@@ -137,7 +137,8 @@ impl RunHandle {
             return Some(RuntimeError::Interrupted(value));
         }
         let status = if kind == exit_kind::SIGNAL { ExitStatus::Signal(value) } else { ExitStatus::Code(value) };
-        Some(RuntimeError::StageFailed { stage, entry: self.entry_name(stage).to_owned(), pid, status })
+        let reason = self.table.failure_message();
+        Some(RuntimeError::StageFailed { stage, entry: self.entry_name(stage).to_owned(), pid, status, reason })
     }
 
     /// After a wait on `word` (last seen at `seen`): if nothing happened (it timed out, or the
@@ -223,6 +224,7 @@ impl StageHandle<'_> {
                         entry: self.run.entry_name(self.id).to_owned(),
                         pid,
                         status,
+                        reason: None,
                     }));
                 }
                 return Ok(StageExit { status, result: entry.result.load(Ordering::Relaxed) });

@@ -145,7 +145,7 @@ impl Server<'_> {
         let Some(entry) = self.run.table.stage(request.stage) else { return };
         let Some((_, run_entry)) = self.registry.get(request.entry) else {
             entry.record_exit(state::EXITED, ExitStatus::Code(127), None);
-            self.fail(request.stage, 0, exit_kind::CODE, 127);
+            self.fail_because(request.stage, 0, exit_kind::CODE, 127, "no such entry point");
             return;
         };
         if self.run.table.failure().is_some() {
@@ -192,9 +192,9 @@ impl Server<'_> {
                     entry.start_time.store(start_time, Ordering::Release);
                 }
             }
-            Err(_) => {
+            Err(error) => {
                 entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
-                self.fail(request.stage, 0, exit_kind::CODE, 126);
+                self.fail_because(request.stage, 0, exit_kind::CODE, 126, &error.to_string());
             }
         }
     }
@@ -280,7 +280,12 @@ impl Server<'_> {
 
     /// Records the run's first failure, poisons every queue of the run, kills every stage.
     fn fail(&mut self, stage: StageId, pid: u32, kind: u32, value: i32) {
-        self.run.table.record_failure(stage, pid, kind, value);
+        self.fail_because(stage, pid, kind, value, "");
+    }
+
+    /// [`fail`](Self::fail), saying why.
+    fn fail_because(&mut self, stage: StageId, pid: u32, kind: u32, value: i32, reason: &str) {
+        self.run.table.record_failure(stage, pid, kind, value, reason);
         // Once is enough: the stages we kill come back through here as failures too.
         if !self.killed_all {
             self.kill_all();
@@ -338,22 +343,16 @@ fn run_stage(
         }
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(run, args)));
-    let (code, result) = match outcome {
-        Ok(Ok(value)) => (0, value),
-        Ok(Err(error)) => {
-            // A stage that fails because the run is already failing (its queues were poisoned)
-            // is a consequence, not news: only the first failure is reported.
-            if run.table.failure().is_none() {
-                say(&format!("stage {stage} ({}, pid {me}) failed: {error}\n", run.entry_name(stage)));
-            }
-            (1, 0)
-        }
-        // The panic hook has printed the one line.
-        Err(_) => (101, 0),
+    let (code, result, reason) = match outcome {
+        Ok(Ok(value)) => (0, value, String::new()),
+        Ok(Err(error)) => (1, 0, error.to_string()),
+        Err(_) => (101, 0, PANIC_REASON.lock().map(|mut r| r.take().unwrap_or_default()).unwrap_or_default()),
     };
     if code != 0 {
-        // Fail the run now rather than when the server reaps us.
-        run.table.record_failure(stage, me, exit_kind::CODE, code);
+        // Fail the run now rather than when the server reaps us, with what went wrong: the
+        // root reports it, in one line. A stage failing because the run already failed (its
+        // queues were poisoned) is a consequence, not news: only the first failure is kept.
+        run.table.record_failure(stage, me, exit_kind::CODE, code, &reason);
     }
     if let Some(slot) = run.table.stage(stage) {
         slot.record_exit(state::EXITING, ExitStatus::Code(code), Some(result));
@@ -361,7 +360,12 @@ fn run_stage(
     exit_now(code)
 }
 
-/// One line per stage panic, naming the stage: no backtrace banner for a stage's failure.
+/// The message and place of a panic on a stage's main thread, for its failure record.
+static PANIC_REASON: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// No backtrace banner for a stage's panic: on its main thread the panic fails the stage, and
+/// its message goes with the failure to the root, which reports it in one line; on another
+/// thread of the stage (its own business) it gets one line on stderr, naming the stage.
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -377,6 +381,12 @@ fn install_panic_hook() {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".to_owned());
         let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        if std::thread::current().name() == Some("main") {
+            if let Ok(mut reason) = PANIC_REASON.lock() {
+                *reason = Some(format!("panicked{location}: {message}"));
+            }
+            return;
+        }
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         let entry = CURRENT_ENTRY.get().copied().unwrap_or("unknown entry");

@@ -61,8 +61,20 @@ pub(crate) struct RunHeader {
     /// Bumped on every stage exit and on failure (a futex word for whoever waits on the run).
     pub event: AtomicU32,
     pub event_waiters: AtomicU32,
-    pub _pad: u32,
+    /// Bytes of the first failure's message (see [`FailureMessage`]), written with the failure.
+    pub failure_message_len: AtomicU32,
 }
+
+/// What the first failing stage said (its error's text, or its panic's), so that the root
+/// reports the failure in one line with its reason. At the end of the table, after the stage
+/// entries; bytes packed into atomic words, since any process of the run may scribble on it.
+#[repr(C)]
+pub(crate) struct FailureMessage {
+    words: [AtomicU64; FAILURE_MESSAGE_MAX / 8],
+}
+
+/// Bytes of a failure's message the table keeps; a longer one is cut at a character boundary.
+pub(crate) const FAILURE_MESSAGE_MAX: usize = 256;
 
 #[repr(C)]
 pub(crate) struct StageEntry {
@@ -91,7 +103,17 @@ pub(crate) struct Table {
 
 impl Table {
     pub fn len_bytes() -> usize {
+        Self::message_offset() + std::mem::size_of::<FailureMessage>()
+    }
+
+    fn message_offset() -> usize {
         HEADER_LEN + MAX_STAGES as usize * std::mem::size_of::<StageEntry>()
+    }
+
+    fn message(&self) -> &FailureMessage {
+        // SAFETY: the mapping is len_bytes() long, which ends with the message; the offset is
+        // a multiple of 8; any bits are valid atomics.
+        unsafe { &*self.segment.as_ptr().add(Self::message_offset()).cast::<FailureMessage>() }
     }
 
     pub fn create(name: &str, root_pid: u32) -> Result<Self, RuntimeError> {
@@ -152,8 +174,18 @@ impl Table {
         ))
     }
 
-    /// Records the first failure; later ones are ignored. Returns whether this one was first.
-    pub fn record_failure(&self, stage: StageId, pid: u32, kind: u32, value: i32) -> bool {
+    /// The first failure's message, once the failure is recorded (empty: none given).
+    pub fn failure_message(&self) -> Option<String> {
+        self.failure()?;
+        let len = (self.header().failure_message_len.load(Ordering::Relaxed) as usize).min(FAILURE_MESSAGE_MAX);
+        let bytes: Vec<u8> =
+            self.message().words.iter().flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes()).take(len).collect();
+        (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Records the first failure, with what the failing stage said (`message`, possibly
+    /// empty); later ones are ignored. Returns whether this one was first.
+    pub fn record_failure(&self, stage: StageId, pid: u32, kind: u32, value: i32, message: &str) -> bool {
         let h = self.header();
         // Exactly one recorder wins; readers ignore the kind until it is final.
         if h.failure_kind
@@ -165,6 +197,16 @@ impl Table {
         h.failed_stage.store(stage, Ordering::Relaxed);
         h.failed_pid.store(pid, Ordering::Relaxed);
         h.failure_value.store(value, Ordering::Relaxed);
+        let mut cut = message.len().min(FAILURE_MESSAGE_MAX);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        for (word, bytes) in self.message().words.iter().zip(message.as_bytes()[..cut].chunks(8)) {
+            let mut packed = [0u8; 8];
+            packed[..bytes.len()].copy_from_slice(bytes);
+            word.store(u64::from_le_bytes(packed), Ordering::Relaxed);
+        }
+        h.failure_message_len.store(cut as u32, Ordering::Relaxed);
         // Release: a reader that sees the kind sees the fields above.
         h.failure_kind.store(kind, Ordering::Release);
         bump(&h.event, &h.event_waiters);

@@ -183,6 +183,33 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
     }
 }
 
+/// A stage whose work fails (here: its next queue finds `/dev/shm` full) ends the run with one
+/// line that names it and says why, exit 1, and nothing left. Runs in a private mount
+/// namespace whose `/dev/shm` is a 6 MiB tmpfs: the run table and the first two rings fit,
+/// the first stage's ring for its child does not. Needs root and `unshare` (CI has both).
+#[test]
+fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and unshare for a private /dev/shm");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        // The namespace's /dev/shm goes with it: list what the run left there on stdout.
+        .arg("mount -t tmpfs -o size=6m tmpfs /dev/shm || exit 99; \"$0\" \"$@\"; code=$?; ls -A /dev/shm; exit $code")
+        .arg(env!("CARGO_BIN_EXE_sieve"))
+        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("sieve: stage "), "names the stage: {err:?}");
+    assert!(err.contains("(sieve-stage, pid ") && err.contains("failed: exit code 1: no space left for a"), "{err:?}");
+    assert_eq!(stdout(&out), "", "no output, and nothing left in /dev/shm");
+}
+
 fn children_of(parent: u32) -> Vec<u32> {
     let pids = std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok());
     pids.filter(|&pid| shm_queue::ProcessStatus::read(pid).is_some_and(|s| s.parent == parent)).collect()
