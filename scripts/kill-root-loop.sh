@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Cleanup under repetition: SIGKILL a running sieve root, start a new run, over and over. Each
-# new run removes the stale segments of dead roots (runtime::remove_stale at start). At the end
+# Cleanup under repetition: SIGKILL a running sieve root, start a new run, over and over. The
+# killed root's fork server removes its run's segments; each new run also removes the stale
+# segments of dead roots (runtime::remove_stale at start), which catches any it missed. At the end
 # several runs start at once (racing to clean the same stale segments: exactly one may unlink
 # each, the others must not fail), and /dev/shm must hold nothing of ours once they finish.
 #

@@ -23,7 +23,8 @@ fn main() {
         kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing,
         sigint_to_the_root_interrupts_the_run_and_cleans_up,
         fork_server_killed_while_the_root_joins_ends_the_join_with_server_gone,
-        root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed,
+        root_sigkilled_takes_its_stages_down_and_its_server_removes_the_segments,
+        root_and_server_sigkilled_leave_segments_that_are_recognised_as_stale,
         many_stages_from_the_root_all_run_and_join,
         every_stage_knows_its_own_identity_as_proc_has_it,
         ps_shows_the_server_and_each_stage_by_name,
@@ -278,7 +279,9 @@ fn sigint_to_the_root_interrupts_the_run_and_cleans_up() {
     assert!(shm_queue::list(&prefix).unwrap().is_empty());
 }
 
-fn root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed() {
+/// Forks a root that starts a run with three sleeping stages and then waits forever; returns
+/// its pid and those of its fork server and stages.
+fn a_root_with_sleeping_stages() -> (libc::pid_t, [u32; 4]) {
     let (read_fd, write_fd) = {
         let mut fds = [0; 2];
         // SAFETY: fds is a valid out-array.
@@ -309,18 +312,43 @@ fn root_sigkilled_takes_its_stages_down_and_stale_segments_are_removed() {
     // SAFETY: reading into a buffer of the right size.
     let n = unsafe { libc::read(read_fd, pids.as_mut_ptr().cast(), 16) };
     assert_eq!(n, 16);
+    assert!(!shm_entries_containing(&format!("shmpipe.{root}.")).is_empty(), "the run has segments");
+    (root, pids)
+}
+
+/// Waits (the case watchdog bounds it) until none of `pids` can run any more.
+fn wait_until_all_ended(pids: &[u32]) {
+    while pids.iter().any(|&p| shm_queue::ProcessStatus::read(p).is_some_and(|s| !s.has_ended())) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGKILL of the root: its fork server hears of it (its parent-death signal), kills and
+/// reaps the stages and removes the run's segments. Nothing is left, without another run.
+fn root_sigkilled_takes_its_stages_down_and_its_server_removes_the_segments() {
+    let (root, pids) = a_root_with_sleeping_stages();
     let prefix = format!("shmpipe.{root}.");
-    assert!(!shm_entries_containing(&prefix).is_empty(), "the run has segments");
     // SAFETY: our child.
     unsafe { libc::kill(root, libc::SIGKILL) };
     // SAFETY: reaping our child.
     unsafe { libc::waitpid(root, std::ptr::null_mut(), 0) };
-    // The server and the stages die by pdeathsig.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while pids.iter().any(|&p| shm_queue::ProcessStatus::read(p).is_some_and(|s| !s.has_ended())) {
-        assert!(std::time::Instant::now() < deadline, "processes of the run outlived the root");
-        std::thread::sleep(Duration::from_millis(5));
+    wait_until_all_ended(&pids);
+    // The server removes the segments after its last stage is reaped, before it exits.
+    assert!(shm_entries_containing(&prefix).is_empty(), "left: {:?}", shm_entries_containing(&prefix));
+}
+
+/// SIGKILL of the root and its server at once: nobody of the run is left to clean up. The
+/// stages die with the server; the next run's start (or `shmq clean`) removes what is left.
+fn root_and_server_sigkilled_leave_segments_that_are_recognised_as_stale() {
+    let (root, pids) = a_root_with_sleeping_stages();
+    let prefix = format!("shmpipe.{root}.");
+    // SAFETY: our child and its child.
+    unsafe {
+        libc::kill(pids[0] as libc::pid_t, libc::SIGKILL);
+        libc::kill(root, libc::SIGKILL);
+        libc::waitpid(root, std::ptr::null_mut(), 0);
     }
+    wait_until_all_ended(&pids);
     let stale = runtime::find_stale().unwrap();
     assert!(stale.removed.iter().any(|n| n.contains(&prefix)), "the leftovers are recognised as stale");
     runtime::remove_stale().unwrap();

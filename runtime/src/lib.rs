@@ -17,8 +17,9 @@
 //! - **Signals**: SIGINT/SIGTERM to the root stop the run the same way
 //!   ([`RuntimeError::Interrupted`]); stages and the server ignore SIGINT from the terminal.
 //! - **Death**: every process sets PR_SET_PDEATHSIG (and re-checks its parent): if the root is
-//!   SIGKILLed the server dies, and then every stage. What is left in `/dev/shm` names the dead
-//!   root in its prefix; [`remove_stale`] (run by every new run) removes it.
+//!   SIGKILLed the server hears of it, kills and reaps every stage and removes the run's
+//!   segments. If the server dies, every stage dies with it; what is left in `/dev/shm` then
+//!   names the dead root in its prefix, and [`remove_stale`] (run by every new run) removes it.
 //! - **Cleanup**: [`Run::finish`] and `Drop for Run` remove every segment of the run.
 //!
 //! The root must be single-threaded when it starts the run, and no process of the run starts

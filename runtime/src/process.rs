@@ -20,12 +20,18 @@ pub(crate) fn fork() -> Result<libc::pid_t, RuntimeError> {
 /// which may have died before the prctl (the well-known race); then it is already too late for
 /// the signal, so exit now.
 pub(crate) fn die_with_parent(expected_parent: libc::pid_t) {
-    // SAFETY: prctl with these arguments only changes this process's death signal.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != expected_parent {
+    if !signal_parent_death(expected_parent, libc::SIGKILL) {
         exit_now(1);
     }
+}
+
+/// In a fresh child: have the kernel send `signal` when the parent dies. False if it has died
+/// already (before the prctl: the well-known race), when the signal will never come.
+pub(crate) fn signal_parent_death(expected_parent: libc::pid_t, signal: libc::c_int) -> bool {
+    // SAFETY: prctl with these arguments only changes this process's death signal.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() == expected_parent }
 }
 
 /// Names this process for `ps`, `top` and `perf` (the kernel keeps the first 15 bytes).

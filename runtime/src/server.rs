@@ -65,6 +65,8 @@ static CURRENT_ENTRY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::n
 struct Server<'a> {
     run: RunHandle,
     registry: &'a Registry,
+    /// The root's pid: while it is our parent, the root is alive.
+    root: libc::pid_t,
     /// Living children, in memory they do not inherit (see `children`).
     children: Children,
     killed_all: bool,
@@ -80,12 +82,17 @@ struct Server<'a> {
 
 /// The server's life, in the forked child. Never returns.
 pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> ! {
-    process::die_with_parent(root);
     process::set_name(SERVER_NAME);
     // The root handles Ctrl-C for the whole run; the terminal sends it to us all.
     process::set_disposition(libc::SIGINT, libc::SIG_IGN);
     process::set_handler(libc::SIGTERM, on_sigterm);
     process::set_info_handler(libc::SIGCHLD, on_sigchld);
+    // The root's death (SIGKILL, a crash) comes as SIGTERM, handled above: then nobody else is
+    // left to end the stages and remove the run's segments, and we do it (`main_loop`).
+    if !process::signal_parent_death(root, libc::SIGTERM) {
+        let _ = crate::cleanup::remove_run(run.prefix.as_str());
+        exit_now(1);
+    }
     install_panic_hook();
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
@@ -96,6 +103,7 @@ pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> !
         run,
         registry,
         children,
+        root,
         killed_all: false,
         exiting: Vec::new(),
         last_scan: Instant::now(),
@@ -114,6 +122,10 @@ impl Server<'_> {
         loop {
             self.reap();
             if TERMINATE.load(Ordering::SeqCst) {
+                // SAFETY: getppid has no preconditions.
+                if unsafe { libc::getppid() } != self.root {
+                    self.clean_up_after_the_root();
+                }
                 // The root was interrupted; it recorded why before signalling us.
                 self.fail(0, 0, exit_kind::INTERRUPTED, libc::SIGTERM);
             }
@@ -138,6 +150,20 @@ impl Server<'_> {
                 }
             }
         }
+    }
+
+    /// The root died without ending the run (SIGKILL, a crash): fail the run, kill and reap
+    /// every stage, remove the run's segments, and go. A root that dies so leaves nothing.
+    fn clean_up_after_the_root(&mut self) -> ! {
+        self.fail(0, 0, exit_kind::INTERRUPTED, libc::SIGKILL);
+        while let Some(pid) = self.children.pid_at(0) {
+            if self.wait_child(pid, 0) <= 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                // Not ours to wait for after all (cannot happen): forget it rather than spin.
+                self.children.remove(pid);
+            }
+        }
+        let _ = crate::cleanup::remove_run(self.run.prefix.as_str());
+        exit_now(1)
     }
 
     /// Forks one requested stage.
