@@ -168,7 +168,7 @@ impl Run {
         // may have stopped taking requests if the run failed: then it is not asleep there.)
         let _ = self.keeper.try_push(SpawnRequest::wake());
         // The server exits once it has no children left.
-        let status = wait_for(self.server);
+        let status = wait_for_server(self.server);
         reap_orphans(&self.handle.table, self.server);
         let failure = self.handle.failure();
         signals::uninstall();
@@ -211,15 +211,27 @@ impl Drop for Run {
         server::poison_run(self.handle.prefix.as_str());
         // SAFETY: our own unreaped child.
         unsafe { libc::kill(self.server, libc::SIGKILL) };
-        wait_for(self.server);
+        wait_for_server(self.server);
         reap_orphans(&self.handle.table, self.server);
         signals::uninstall();
         cleanup::remove_run(self.handle.prefix.as_str()).ok();
     }
 }
 
-/// Blocks until `pid` (our child) ends; its status, or `None` if it was not ours.
-fn wait_for(pid: libc::pid_t) -> Option<crate::error::ExitStatus> {
+/// Blocks until the fork server `pid` (our child) ends; its status, or `None` if it was not
+/// ours. Its pid is taken from the signal handlers between its end and its reaping, while the
+/// pid cannot be reused yet: a Ctrl-C after that must not SIGTERM a stranger with that pid.
+fn wait_for_server(pid: libc::pid_t) -> Option<crate::error::ExitStatus> {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-buffer for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: info is a valid out-pointer; WNOWAIT leaves the child to be reaped below.
+        let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+    signals::forget_server();
     let mut status = 0;
     loop {
         // SAFETY: status is a valid out-pointer.

@@ -48,6 +48,11 @@ pub(crate) fn install(server: libc::pid_t, table: &Table) {
     process::set_handler(libc::SIGCHLD, on_sigchld);
 }
 
+/// Stops the handlers from signalling the server: it has ended (and is about to be reaped).
+pub(crate) fn forget_server() {
+    SERVER.store(0, Ordering::SeqCst);
+}
+
 pub(crate) fn uninstall() {
     process::set_disposition(libc::SIGINT, libc::SIG_DFL);
     process::set_disposition(libc::SIGTERM, libc::SIG_DFL);
