@@ -16,6 +16,7 @@ use shm_queue::{Handover, PopError, Queue, QueueOptions, Spsc};
 fn main() {
     support::main(cases![
         spawn_then_join_returns_the_entry_result,
+        a_run_refuses_to_start_beside_another_thread,
         stage_error_fails_the_run_naming_the_stage,
         stage_panic_fails_the_run_with_code_101,
         chain_of_1000_stages_each_spawning_the_next_passes_a_token,
@@ -56,6 +57,27 @@ fn spawn_then_join_returns_the_entry_result() {
 
 fn fail(_run: &RunHandle, _: u64) -> StageResult {
     Err("the input was bad".into())
+}
+
+/// A run cannot start from a process with a second thread (fork would copy only this one,
+/// and any lock the other holds would stay held in every stage); once it is gone, it can.
+fn a_run_refuses_to_start_beside_another_thread() {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || stop_rx.recv().ok());
+    let mut rt = Runtime::builder();
+    rt.register("answer", answer);
+    match rt.start() {
+        Err(RuntimeError::BadStart(why)) => assert!(why.contains("more than one thread"), "{why}"),
+        Err(e) => panic!("expected BadStart, got {e}"),
+        Ok(_) => panic!("a run started beside another thread"),
+    }
+    stop_tx.send(()).unwrap();
+    other.join().unwrap();
+    let mut rt = Runtime::builder();
+    let answer = rt.register("answer", answer);
+    let run = rt.start().unwrap();
+    assert_eq!(run.spawn(answer, &1u64).unwrap().join().unwrap().result, 2);
+    run.finish().unwrap();
 }
 
 fn stage_error_fails_the_run_naming_the_stage() {

@@ -76,8 +76,16 @@ impl Runtime {
     /// of 37, and a 9,929-stage sieve took 17 % less time.
     ///
     /// # Errors
-    /// Segment creation errors, or `Os` if a system call fails.
+    /// `BadStart` if this process has more than one thread; segment creation errors, or `Os`
+    /// if a system call fails.
     pub fn start(self) -> Result<Run, RuntimeError> {
+        // fork copies only the calling thread: a lock another thread holds (the allocator's,
+        // stdout's) would stay held forever in the server and every stage.
+        if another_thread_stays() {
+            return Err(RuntimeError::BadStart(
+                "the process has more than one thread, and fork copies only the calling one (start the run before any thread, or from a helper process)",
+            ));
+        }
         let _ = cleanup::remove_stale();
         // SAFETY: prctl with these arguments only changes this process's reaping role.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
@@ -100,7 +108,13 @@ impl Runtime {
         spawn_queue.keep_name();
         // Held by the root for the whole run: the spawn queue never closes while the root
         // lives, however many stages attach and detach to send requests.
-        let keeper = spawn_queue.producer()?;
+        let keeper = match spawn_queue.producer() {
+            Ok(keeper) => keeper,
+            Err(e) => {
+                let _ = cleanup::remove_run(prefix.as_str());
+                return Err(e.into());
+            }
+        };
         let handle = RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0 };
         let server = match process::fork() {
             Ok(0) => server::serve(handle, &self.registry, root),
@@ -216,6 +230,34 @@ impl Drop for Run {
         signals::uninstall();
         cleanup::remove_run(self.handle.prefix.as_str()).ok();
     }
+}
+
+/// Whether another thread runs beside the caller for 20 ms: one just joined may still be on
+/// its way out for a moment.
+fn another_thread_stays() -> bool {
+    for _ in 0..20 {
+        if !other_threads_running() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+/// Whether this process has a thread besides the caller that has not ended (a thread just
+/// joined can linger in `/proc/self/task` for a moment as a zombie).
+fn other_threads_running() -> bool {
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else { return false };
+    let running = threads
+        .flatten()
+        .filter(|task| {
+            let stat = std::fs::read(task.path().join("stat")).unwrap_or_default();
+            // The state follows the last ')' (the name may hold any bytes).
+            let state = stat.iter().rposition(|&b| b == b')').and_then(|at| stat.get(at + 2));
+            !matches!(state, Some(b'Z' | b'X') | None)
+        })
+        .count();
+    running > 1
 }
 
 /// Blocks until the fork server `pid` (our child) ends; its status, or `None` if it was not
