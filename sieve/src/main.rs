@@ -45,8 +45,8 @@ struct Cli {
     /// Print one JSON object instead of the primes.
     #[arg(long)]
     json: bool,
-    /// Print a table of per-stage statistics after the output.
-    #[arg(long)]
+    /// Print a table of per-stage statistics after the output (`--json` has them already).
+    #[arg(long, conflicts_with = "json")]
     stats: bool,
     /// Write an SVG picture of the grown pipeline to FILE.
     #[arg(long, value_name = "FILE")]
@@ -117,6 +117,38 @@ fn main() -> ExitCode {
     }
 }
 
+/// The `--draw` file. Opened before the run so that a bad path fails first, but emptied and
+/// written only once the run has succeeded: a failed run leaves a file that was there as it
+/// was, and removes one it had to create.
+struct Picture {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    created: bool,
+    written: bool,
+}
+
+impl Picture {
+    fn open(path: &std::path::Path) -> io::Result<Self> {
+        let created = !path.exists();
+        let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+        Ok(Self { file, path: path.to_owned(), created, written: false })
+    }
+
+    fn write(&mut self, svg: &[u8]) -> io::Result<()> {
+        self.written = true;
+        self.file.set_len(0)?;
+        self.file.write_all(svg)
+    }
+}
+
+impl Drop for Picture {
+    fn drop(&mut self) {
+        if self.created && !self.written {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 fn usage(message: String) -> Failure {
     Failure { message, code: 2 }
 }
@@ -155,10 +187,8 @@ fn check(cli: &Cli) -> Result<(), Failure> {
 fn run(cli: &Cli) -> Result<(), Failure> {
     check(cli)?;
     // Open the picture's file first: a bad path is an error before any work, not after.
-    let mut draw_file = match &cli.draw {
-        Some(path) => {
-            Some(std::fs::File::create(path).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?)
-        }
+    let mut picture = match &cli.draw {
+        Some(path) => Some(Picture::open(path).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?),
         None => None,
     };
     let streaming = !cli.quiet && !cli.json;
@@ -195,7 +225,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         write_stats_table(&mut out, &per_stage)?;
     }
     out.flush()?;
-    if let Some(file) = draw_file.as_mut() {
+    if let Some(picture) = picture.as_mut() {
         let drawings: Vec<StageDrawing> = outcome
             .stages
             .iter()
@@ -206,7 +236,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 blocked_ns: s.blocked_full_ns + s.blocked_empty_ns,
             })
             .collect();
-        file.write_all(draw_svg(&drawings, outcome.count as u64).as_bytes())?;
+        picture.write(draw_svg(&drawings, outcome.count as u64).as_bytes())?;
     }
     if cli.verify {
         let reference = sieve::reference::primes_up_to(cli.max_number);

@@ -171,6 +171,7 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--draw", "/nonexistent-dir/x.svg"], "cannot write /nonexistent-dir/x.svg"),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
         (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
+        (&["--json", "--stats"], "cannot be used with '--stats'"),
     ];
     for (args, needle) in cases {
         let out = sieve(args);
@@ -194,12 +195,18 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
         eprintln!("skipped: needs root and unshare for a private /dev/shm");
         return;
     }
+    // A picture that was there stays as it was; one the run had to create is removed again.
+    let dir = std::env::temp_dir().join(format!("sieve-failing-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (kept, made) = (dir.join("kept.svg"), dir.join("made.svg"));
+    std::fs::write(&kept, "an earlier picture").unwrap();
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         // The namespace's /dev/shm goes with it: list what the run left there on stdout.
         .arg("mount -t tmpfs -o size=6m tmpfs /dev/shm || exit 99; \"$0\" \"$@\"; code=$?; ls -A /dev/shm; exit $code")
         .arg(env!("CARGO_BIN_EXE_sieve"))
-        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet"])
+        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet", "--draw"])
+        .arg(&kept)
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -208,6 +215,18 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     assert!(err.starts_with("sieve: stage "), "names the stage: {err:?}");
     assert!(err.contains("(sieve-stage, pid ") && err.contains("failed: exit code 1: no space left for a"), "{err:?}");
     assert_eq!(stdout(&out), "", "no output, and nothing left in /dev/shm");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "an earlier picture", "a failed run leaves it alone");
+    let again = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=6m tmpfs /dev/shm || exit 99; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_sieve"))
+        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet", "--draw"])
+        .arg(&made)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(!made.exists(), "a picture the failed run created is removed");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 fn children_of(parent: u32) -> Vec<u32> {
