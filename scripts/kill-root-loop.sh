@@ -44,7 +44,7 @@ for round in $(seq 1 "$rounds"); do
     if [ "$round" -gt $(( rounds - rounds / 10 )) ]; then last_fds+="${sample% *} " last_maps+="${sample#* } "; fi
 done
 range() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | sed -n '1p;$p' | paste -sd- -; }
-echo "after $rounds killed roots: at most $(( most - keeper_segments )) segments of dead runs were in /dev/shm at once (one dead run's worth, cleaned by the next run)"
+echo "after $rounds killed roots: at most $(( most - keeper_segments )) segments of dead runs were in /dev/shm at once (counted right after each kill: one dead run's worth, which its fork server then removes)"
 echo "killed roots just before the kill, first tenth vs last tenth: fds $(range "$first_fds") vs $(range "$last_fds"), mappings $(range "$first_maps") vs $(range "$last_maps")"
 grown=0
 max() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | tail -1; }
