@@ -661,7 +661,9 @@ int shmq_producer_flush(struct shmq_producer *producer);
 int shmq_producer_poison(struct shmq_producer *producer);
 
 /**
- * Fills `*out` with the queue's state and counters.
+ * Fills `*out` with the queue's state and counters. Despite the `const`, only the thread
+ * that uses the handle may call it (it looks at the handle's chunk); a monitor elsewhere
+ * uses `shmq_stats_by_name`.
  *
  * Returns 0, or `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is outstanding).
  *
@@ -795,7 +797,9 @@ int shmq_consumer_flush(struct shmq_consumer *consumer);
 int shmq_consumer_poison(struct shmq_consumer *consumer);
 
 /**
- * Fills `*out` with the queue's state and counters.
+ * Fills `*out` with the queue's state and counters. Despite the `const`, only the thread
+ * that uses the handle may call it (it looks at the handle's chunk); a monitor elsewhere
+ * uses `shmq_stats_by_name`.
  *
  * Returns 0, or `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is outstanding).
  *

@@ -130,10 +130,12 @@ impl Failure {
         Self::new(SHMQ_EIO, format!("internal panic in shm-queue-ffi: {what}"))
     }
 
-    /// Stores the message as this thread's last error and returns the code.
+    /// Stores the message as this thread's last error and returns the code. During the
+    /// thread's (or the process's) exit its storage may be gone: then only the code is
+    /// returned (`with` would panic, and a panic here aborts the C program).
     pub fn record(self) -> c_int {
         let code = self.code;
-        LAST_ERROR.with(|last| {
+        let _ = LAST_ERROR.try_with(|last| {
             let mut last = last.borrow_mut();
             last.code = code;
             last.detail = self.detail.map(|d| CString::new(d.replace('\0', "\\0")).unwrap_or_default());
@@ -155,19 +157,21 @@ thread_local! {
 /// The message of this thread's last failure: its details if it had some, else the code's
 /// description. The pointer stays valid until the next failing call on this thread.
 pub(crate) fn last_error_message() -> *const c_char {
-    LAST_ERROR.with(|last| {
-        let last = last.borrow();
-        match &last.detail {
-            Some(detail) => detail.as_ptr(),
-            None if last.code == SHMQ_OK => c"".as_ptr(),
-            None => describe(last.code).as_ptr(),
-        }
-    })
+    LAST_ERROR
+        .try_with(|last| {
+            let last = last.borrow();
+            match &last.detail {
+                Some(detail) => detail.as_ptr(),
+                None if last.code == SHMQ_OK => c"".as_ptr(),
+                None => describe(last.code).as_ptr(),
+            }
+        })
+        .unwrap_or(c"no message: this thread is exiting".as_ptr())
 }
 
 /// The code of this thread's last failure (0 if none yet).
 pub(crate) fn last_error_code() -> c_int {
-    LAST_ERROR.with(|last| last.borrow().code)
+    LAST_ERROR.try_with(|last| last.borrow().code).unwrap_or(SHMQ_OK)
 }
 
 fn os_code(error: &std::io::Error) -> c_int {

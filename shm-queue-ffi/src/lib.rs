@@ -208,21 +208,28 @@ unsafe fn name_arg<'a>(name: *const c_char) -> Result<&'a str, Failure> {
     name.to_str().map_err(|_| Failure::invalid("name is not UTF-8"))
 }
 
-/// A mutable reference from a C pointer, `-EINVAL` for NULL.
+/// A mutable reference from a C pointer, `-EINVAL` for NULL or a misaligned pointer (into a
+/// packed struct, say), which a reference must never be.
 ///
 /// # Safety
 /// `ptr` is NULL or valid for reads and writes of a `T`, unaliased for `'a`.
 unsafe fn mut_arg<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
-    // SAFETY: valid or NULL by the caller's contract; NULL becomes None.
+    if !ptr.is_aligned() {
+        return Err(Failure::invalid(format!("{what} is misaligned")));
+    }
+    // SAFETY: aligned, and valid or NULL by the caller's contract; NULL becomes None.
     unsafe { ptr.as_mut() }.ok_or_else(|| Failure::invalid(format!("{what} is NULL")))
 }
 
-/// A shared reference from a C pointer, `-EINVAL` for NULL.
+/// A shared reference from a C pointer, `-EINVAL` for NULL or a misaligned pointer.
 ///
 /// # Safety
 /// `ptr` is NULL or valid for reads of a `T`, not mutated for `'a`.
 unsafe fn ref_arg<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
-    // SAFETY: valid or NULL by the caller's contract; NULL becomes None.
+    if !ptr.is_aligned() {
+        return Err(Failure::invalid(format!("{what} is misaligned")));
+    }
+    // SAFETY: aligned, and valid or NULL by the caller's contract; NULL becomes None.
     unsafe { ptr.as_ref() }.ok_or_else(|| Failure::invalid(format!("{what} is NULL")))
 }
 
@@ -853,7 +860,9 @@ pub unsafe extern "C" fn shmq_producer_poison(producer: *mut ShmqProducer) -> c_
     })
 }
 
-/// Fills `*out` with the queue's state and counters.
+/// Fills `*out` with the queue's state and counters. Despite the `const`, only the thread
+/// that uses the handle may call it (it looks at the handle's chunk); a monitor elsewhere
+/// uses `shmq_stats_by_name`.
 ///
 /// Returns 0, or `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is outstanding).
 ///
@@ -1102,7 +1111,9 @@ pub unsafe extern "C" fn shmq_consumer_poison(consumer: *mut ShmqConsumer) -> c_
     })
 }
 
-/// Fills `*out` with the queue's state and counters.
+/// Fills `*out` with the queue's state and counters. Despite the `const`, only the thread
+/// that uses the handle may call it (it looks at the handle's chunk); a monitor elsewhere
+/// uses `shmq_stats_by_name`.
 ///
 /// Returns 0, or `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is outstanding).
 ///

@@ -384,6 +384,11 @@ fn null_arguments_are_einval_and_closes_accept_null() {
     ok!(shmq_queue_close(null_mut()));
     ok!(shmq_producer_close(null_mut()));
     ok!(shmq_consumer_close(null_mut()));
+    // A misaligned out-pointer (into a packed struct, say) is refused, never made a reference.
+    let mut bytes = [0u64; 64];
+    let misaligned = bytes.as_mut_ptr().cast::<u8>().wrapping_add(1).cast::<ShmqStats>();
+    fails!(shmq_stats_by_name(c"/shmq-test-ffi-api-none".as_ptr(), misaligned), SHMQ_EINVAL);
+    assert!(last_error().contains("misaligned"), "{}", last_error());
 
     let name = Name::new();
     let q = create(&name, SHMQ_SPSC, 1, 2);

@@ -261,7 +261,9 @@ fn c_api_return_codes() {
     let name = shm_name();
     let mut cleanup = Cleanup::new(&[&name]);
     cleanup.spawn(&c_program("api_check", Link::Static), &[&name]);
-    assert_success(&cleanup.wait(0), "all checks passed");
+    let output = cleanup.wait(0);
+    assert_success(&output, "all checks passed");
+    assert_success(&output, "a call at exit returned its code");
 }
 
 /// The README's example, linked against the shared library.
