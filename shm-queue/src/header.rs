@@ -190,7 +190,7 @@ impl Header {
         if capacity == 0 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() {
             return Err(OpenError::LayoutMismatch("capacity is not a power of two within limits"));
         }
-        if self.slot_align == 0 || !self.slot_align.is_power_of_two() || self.slot_align > 4096 {
+        if self.slot_align == 0 || !self.slot_align.is_power_of_two() || self.slot_align as usize > page_size() {
             return Err(OpenError::LayoutMismatch("element alignment"));
         }
         if self.max_endpoints != MAX_ENDPOINTS as u32 {
