@@ -101,7 +101,7 @@ pub enum RuntimeError {
         /// The errno.
         source: std::io::Error,
     },
-    /// `Run::start` was called where it cannot work (e.g. from a process with several
+    /// `Runtime::start` was called where it cannot work (e.g. from a process with several
     /// threads, from a stage, or twice at once).
     #[error("cannot start a run: {0}")]
     BadStart(&'static str),

@@ -13,7 +13,8 @@
 //!   it exits; the server reaps every stage and records signals. Joiners sleep on a futex.
 //! - **Failure**: a stage that exits non-zero or is killed fails the run. The server records it,
 //!   poisons every queue of the run (waking every sleeper), and kills every other stage; the
-//!   root's calls return [`RuntimeError::StageFailed`] naming the stage, its pid and status.
+//!   root's calls return [`RuntimeError::StageFailed`] naming the stage, its pid and status,
+//!   with the stage's reason (its error, or its panic's message) when it gave one.
 //! - **Signals**: SIGINT/SIGTERM to the root stop the run the same way
 //!   ([`RuntimeError::Interrupted`]); stages and the server ignore SIGINT from the terminal.
 //! - **Death**: every process sets PR_SET_PDEATHSIG (and re-checks its parent): if the root is
@@ -22,8 +23,9 @@
 //!   names the dead root in its prefix, and [`remove_stale`] (run by every new run) removes it.
 //! - **Cleanup**: [`Run::finish`] and `Drop for Run` remove every segment of the run.
 //!
-//! The root must be single-threaded when it starts the run, and no process of the run starts
-//! threads of its own: `fork` copies only the calling thread.
+//! The root must be single-threaded when it starts the run ([`Runtime::start`] refuses with
+//! [`RuntimeError::BadStart`] otherwise), and no process of the run starts threads of its own:
+//! `fork` copies only the calling thread.
 //!
 //! # A two-stage pipeline
 //! ```no_run
