@@ -62,6 +62,8 @@ fn alive(alive: bool) -> &'static str {
 fn ls() -> Result<(), String> {
     outln!("{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} endpoints", "name", "kind", "element", "capacity", "fill", "owner");
     for name in all_segments()? {
+        // Anyone can name a file in /dev/shm: shown escaped, like everything read from there.
+        let shown = name.escape_debug().to_string();
         match Inspector::open(&name) {
             Ok(queue) => {
                 let header = queue.header();
@@ -80,9 +82,9 @@ fn ls() -> Result<(), String> {
                     .collect();
                 outln!(
                     "{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} {}",
-                    name,
+                    shown,
                     header.kind.as_str(),
-                    format!("{}B {}", header.element.size, short(&header.element.name)),
+                    format!("{}B {}", header.element.size, short(&header.element.name).escape_debug()),
                     header.capacity,
                     stats.len,
                     format!("{} ({})", header.creator.pid, alive(header.creator.is_alive())),
@@ -93,7 +95,7 @@ fn ls() -> Result<(), String> {
                 if let Some(root) = runtime::root_of(&name) {
                     outln!(
                         "{:<48} {:<5} {:<24} {:>9} {:>9}  {} ({})",
-                        name,
+                        shown,
                         "run",
                         "-",
                         "-",
@@ -103,7 +105,7 @@ fn ls() -> Result<(), String> {
                     );
                 }
             }
-            Err(e) => outln!("{name:<48} unreadable: {e}"),
+            Err(e) => outln!("{shown:<48} unreadable: {e}"),
         }
     }
     Ok(())
@@ -119,7 +121,8 @@ fn stat(name: &str) -> Result<(), String> {
     let s = queue.stats();
     outln!("name        {name}");
     outln!("kind        {}", h.kind);
-    outln!("element     {}", h.element);
+    // Read from the segment: shown escaped, so that no byte in it can steer the terminal.
+    outln!("element     {}", h.element.to_string().escape_debug());
     outln!("capacity    {} (bound {})", h.capacity, h.bound);
     outln!("wake        {:?}, re-check every {} ms", h.wake, h.recheck_ms);
     outln!("creator     pid {} ({})", h.creator.pid, alive(h.creator.is_alive()));
@@ -186,14 +189,55 @@ fn clean(dry_run: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// A forked helper of `bench`: killed and reaped when dropped, so that no error path leaves
+/// it running (it may be blocked on a queue nobody will ever serve).
+struct Helper(libc::pid_t);
+
+impl Helper {
+    /// Forks; in the child runs `body` and exits with its code.
+    fn fork(body: impl FnOnce() -> i32) -> Result<Self, String> {
+        // SAFETY: shmq is single-threaded.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            let code = body();
+            // SAFETY: leave the forked child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        Ok(Self(pid))
+    }
+
+    /// Whether it has ended (without reaping it).
+    fn ended(&self) -> bool {
+        // SAFETY: a zeroed siginfo_t is a valid out-buffer; WNOWAIT leaves it for the drop.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: info is a valid out-pointer.
+        let rc = unsafe {
+            libc::waitid(libc::P_PID, self.0 as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        };
+        // SAFETY: waitid filled si_pid (0 while the child runs).
+        rc != 0 || unsafe { info.si_pid() } != 0
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // SAFETY: our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.0, libc::SIGKILL);
+            libc::waitpid(self.0, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
 fn bench() -> Result<(), String> {
     let name = format!("/shmq-bench-{}", std::process::id());
     let items: u64 = 200_000_000;
     let queue = Queue::<u64, Spsc>::create_with(&name, QueueOptions::new(65536)).map_err(|e| e.to_string())?;
-    // SAFETY: shmq is single-threaded.
-    let child = unsafe { libc::fork() };
-    if child == 0 {
-        let code = Queue::<u64, Spsc>::open(&name)
+    let producer = Helper::fork(|| {
+        Queue::<u64, Spsc>::open(&name)
             .ok()
             .and_then(|q| q.producer().ok())
             .map(|mut tx| {
@@ -208,20 +252,27 @@ fn bench() -> Result<(), String> {
                 }
                 0
             })
-            .unwrap_or(1);
-        // SAFETY: leave the forked child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
+            .unwrap_or(1)
+    })?;
     let mut rx = queue.consumer().map_err(|e| e.to_string())?;
     let started = Instant::now();
     let (mut seen, mut sum) = (0u64, 0u64);
-    while let Ok(chunk) = rx.read_chunk(4096) {
-        seen += chunk.len() as u64;
-        sum = chunk.iter().fold(sum, |s, &v| s.wrapping_add(v));
+    loop {
+        match rx.read_chunk_timeout(4096, Duration::from_secs(1)) {
+            Ok(chunk) => {
+                seen += chunk.len() as u64;
+                sum = chunk.iter().fold(sum, |s, &v| s.wrapping_add(v));
+            }
+            // A producer that never attached cannot close the queue: look at it instead.
+            Err(shm_queue::PopError::Timeout) if producer.ended() && seen == 0 => {
+                return Err("the producer process could not attach".into());
+            }
+            Err(shm_queue::PopError::Timeout) => {}
+            Err(_) => break,
+        }
     }
     let elapsed = started.elapsed();
-    // SAFETY: reaping our child.
-    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    drop(producer);
     if seen != items || sum != items * (items - 1) / 2 {
         return Err(format!("throughput run lost items: {seen} of {items}"));
     }
@@ -236,9 +287,7 @@ fn round_trip() -> Result<(), String> {
     let rounds = 1_000_000u64;
     let a = Queue::<u64, Spsc>::create(&ping, 16).map_err(|e| e.to_string())?;
     let b = Queue::<u64, Spsc>::create(&pong, 16).map_err(|e| e.to_string())?;
-    // SAFETY: shmq is single-threaded.
-    let child = unsafe { libc::fork() };
-    if child == 0 {
+    let echo = Helper::fork(|| {
         let ok = (|| -> Option<()> {
             let mut rx = Queue::<u64, Spsc>::open(&ping).ok()?.consumer().ok()?;
             let mut tx = Queue::<u64, Spsc>::open(&pong).ok()?.producer().ok()?;
@@ -247,9 +296,8 @@ fn round_trip() -> Result<(), String> {
             }
             Some(())
         })();
-        // SAFETY: leave the forked child without running the parent's destructors.
-        unsafe { libc::_exit(i32::from(ok.is_none())) };
-    }
+        i32::from(ok.is_none())
+    })?;
     let mut tx = a.producer().map_err(|e| e.to_string())?;
     let mut rx = b.consumer().map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -261,8 +309,7 @@ fn round_trip() -> Result<(), String> {
     }
     let elapsed = started.elapsed();
     drop(tx);
-    // SAFETY: reaping our child.
-    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    drop(echo);
     outln!("SPSC round trip, 2 processes: {:.0} ns", elapsed.as_nanos() as f64 / rounds as f64);
     Ok(())
 }
