@@ -89,7 +89,11 @@ pub(crate) fn exit_now(code: i32) -> ! {
 
 /// Whether `pid` exists and has not ended (is not a zombie), without reaping it.
 pub(crate) fn is_running(pid: libc::pid_t) -> bool {
-    shm_queue::ProcessStatus::read(pid as u32).is_some_and(|status| !status.has_ended())
+    match shm_queue::ProcessStatus::read(pid as u32) {
+        Some(status) => !status.has_ended(),
+        // Without a readable /proc nothing can be told: never call a process gone then.
+        None => !shm_queue::ProcessStatus::readable(),
+    }
 }
 
 /// Decodes a `waitpid` status.

@@ -76,11 +76,16 @@ impl ProcessId {
         true
     }
 
-    /// Checks `/proc/PID/stat`.
+    /// Checks `/proc/PID/stat`. Where `/proc` cannot be read at all (a sandbox that hides
+    /// it), nobody's death can be told from a failed read, and every process counts as alive:
+    /// dead peers then go unnoticed (the runtime's own parent-death signals still work), but
+    /// no healthy queue is declared broken.
     pub fn liveness(&self) -> Liveness {
         match ProcessStatus::read(self.pid) {
             Some(stat) if stat.start_time == self.start_time && !stat.has_ended() => Liveness::Alive,
-            _ => Liveness::Dead,
+            Some(_) => Liveness::Dead,
+            None if proc_is_readable() => Liveness::Dead,
+            None => Liveness::Alive,
         }
     }
 
@@ -88,6 +93,10 @@ impl ProcessId {
     pub fn is_alive(&self) -> bool {
         self.liveness() == Liveness::Alive
     }
+}
+
+fn proc_is_readable() -> bool {
+    ProcessStatus::readable()
 }
 
 /// A reading of the clock that `/proc/PID/stat` start times are on, taken right before a
@@ -177,7 +186,21 @@ pub struct ProcessStatus {
 }
 
 impl ProcessStatus {
-    /// Reads `/proc/PID/stat`; `None` if there is no such process.
+    /// Whether this process can read `/proc/PID/stat` at all (its own; asked once). Where it
+    /// cannot (a sandbox hiding `/proc`), a `None` from [`read`](Self::read) says nothing about
+    /// the process asked for.
+    ///
+    /// ```
+    /// assert!(shm_queue::ProcessStatus::readable());
+    /// ```
+    pub fn readable() -> bool {
+        static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        // SAFETY: getpid has no preconditions.
+        *READABLE.get_or_init(|| Self::read(unsafe { libc::getpid() } as u32).is_some())
+    }
+
+    /// Reads `/proc/PID/stat`; `None` if there is no such process (or, see
+    /// [`readable`](Self::readable), no `/proc`).
     ///
     /// Allocates nothing (the line is read into a buffer on the stack): the runtime's fork
     /// server calls this after every fork, when every heap page it writes is still shared with
