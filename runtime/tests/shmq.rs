@@ -10,11 +10,19 @@ fn shmq(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
+/// Held by every test that makes a stale segment or cleans: one test's `clean` would remove
+/// another's stale segment between that test's own steps.
+static CLEANING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cleaning() -> std::sync::MutexGuard<'static, ()> {
+    CLEANING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn name(what: &str) -> String {
     format!("/shmq-tool-test-{}-{what}", std::process::id())
 }
 
-/// Byte offset of `creator_pid` in the segment header (format version 1).
+/// Byte offset of `creator_pid` in the segment header (format version 2, as in 1).
 const CREATOR_PID_OFFSET: u64 = 144;
 
 /// Makes a queue segment look as if its creator had died (a pid above the kernel's limit).
@@ -41,6 +49,7 @@ fn ls_and_stat_show_a_live_queue_with_its_endpoints() {
 
 #[test]
 fn clean_removes_only_segments_whose_processes_are_dead() {
+    let _serial = cleaning();
     let (live, stale) = (name("keep"), name("stale"));
     let _live = Queue::<u64, Spsc>::create(&live, 8).unwrap();
     let mut dead = Queue::<u64, Spsc>::create(&stale, 8).unwrap();
@@ -59,7 +68,27 @@ fn clean_removes_only_segments_whose_processes_are_dead() {
 }
 
 #[test]
+fn clean_keeps_a_stale_queue_that_still_holds_items_unless_forced() {
+    let _serial = cleaning();
+    let n = name("full");
+    let mut queue = Queue::<u64, Spsc>::create(&n, 8).unwrap();
+    queue.keep_name();
+    queue.producer().unwrap().push(42).unwrap();
+    drop(queue);
+    orphan(&n);
+    let (ok, out, _) = shmq(&["clean"]);
+    assert!(ok && out.contains(&format!("kept {n}: 1 item(s) still queued")), "{out}");
+    assert!(std::path::Path::new(&format!("/dev/shm{n}")).exists(), "its item is not thrown away");
+    let (ok, out, _) = shmq(&["clean", "--force"]);
+    assert!(ok && out.contains(&format!("removed {n}")), "{out}");
+    assert!(!std::path::Path::new(&format!("/dev/shm{n}")).exists());
+    let (ok, _, err) = shmq(&["clean", "--everything"]);
+    assert!(!ok && err.lines().count() == 1, "{err}");
+}
+
+#[test]
 fn clean_leaves_files_that_are_not_ours() {
+    let _serial = cleaning();
     let path = format!("/dev/shm/shmq-tool-test-{}-foreign", std::process::id());
     std::fs::write(&path, b"not a queue").unwrap();
     let (ok, out, _) = shmq(&["clean"]);

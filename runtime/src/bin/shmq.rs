@@ -3,7 +3,9 @@
 //! ```text
 //! shmq ls                 every queue segment and run table in /dev/shm, with owners
 //! shmq stat NAME          one queue's header, counters and endpoints
-//! shmq clean [--dry-run]  remove segments whose processes are all dead
+//! shmq clean [--dry-run] [--force]
+//!                         remove segments whose processes are all dead (a queue still
+//!                         holding items only with --force)
 //! shmq bench              a ~10 s smoke run: cross-process throughput and round trip
 //! ```
 
@@ -20,7 +22,7 @@ macro_rules! outln {
     }};
 }
 
-const USAGE: &str = "usage: shmq ls | shmq stat NAME | shmq clean [--dry-run] | shmq bench";
+const USAGE: &str = "usage: shmq ls | shmq stat NAME | shmq clean [--dry-run] [--force] | shmq bench";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,8 +30,9 @@ fn main() -> ExitCode {
     let result = match words.as_slice() {
         ["ls"] => ls(),
         ["stat", name] => stat(name),
-        ["clean"] => clean(false),
-        ["clean", "--dry-run"] => clean(true),
+        ["clean", flags @ ..] if flags.iter().all(|f| matches!(*f, "--dry-run" | "--force")) => {
+            clean(flags.contains(&"--dry-run"), flags.contains(&"--force"))
+        }
         ["bench"] => bench(),
         ["-h" | "--help" | "help"] => {
             outln!("{USAGE}");
@@ -161,7 +164,7 @@ fn stat(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn clean(dry_run: bool) -> Result<(), String> {
+fn clean(dry_run: bool, force: bool) -> Result<(), String> {
     let verb = if dry_run { "would remove" } else { "removed" };
     let mut removed = 0;
     // Runs whose root died: everything under their prefix.
@@ -177,6 +180,12 @@ fn clean(dry_run: bool) -> Result<(), String> {
         }
         let Ok(queue) = Inspector::open(&name) else { continue }; // not ours: never touched
         if !queue.is_stale() {
+            continue;
+        }
+        // Nobody is attached, but the items may be what a creator kept the name for.
+        let queued = queue.stats().len;
+        if queued > 0 && !force {
+            outln!("kept {name}: {queued} item(s) still queued (--force removes it)");
             continue;
         }
         if !dry_run && shm_queue::unlink(&name).is_err() {
