@@ -162,7 +162,7 @@ fn fill<T: Item, K: Kind>(
                 let mut c = tx.write_chunk(want).unwrap_or_else(|e| panic!("write_chunk failed: {e}"));
                 let n = c.len();
                 for (k, slot) in c.as_mut_slice().iter_mut().enumerate() {
-                    slot.write(T::make(next + k as u64 * producers));
+                    *slot = T::make(next + k as u64 * producers);
                 }
                 c.commit();
                 next += n as u64 * producers;

@@ -115,7 +115,7 @@ fn stage(run: &RunHandle, args: StageArgs) -> StageResult {
     if victim && args.moment == HOLDING_A_CHUNK {
         let mut chunk = tx.write_chunk(CAPACITY / 2)?;
         for slot in chunk.as_mut_slice() {
-            slot.write(first);
+            *slot = first;
         }
         reports.push(report(AT_MOMENT, args.role, me))?;
         park();

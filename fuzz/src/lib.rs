@@ -83,7 +83,7 @@ fn exercise<T: Pod, K: Kind>(name: &str) -> Outcome {
         }
         if let Ok(mut chunk) = tx.try_write_chunk(5) {
             for slot in chunk.as_mut_slice() {
-                slot.write(T::zeroed());
+                *slot = T::zeroed();
             }
             chunk.commit();
         }

@@ -316,7 +316,7 @@ fn rust_creates_and_produces_c_consumes() {
             let max = (1000 - seq % 1000).min(RECORDS - seq) as usize;
             let mut chunk = tx.write_chunk_timeout(max, PATIENCE).unwrap_or_else(|e| panic!("chunk at {seq}: {e}"));
             for slot in chunk.as_mut_slice() {
-                slot.write(record(0, seq));
+                *slot = record(0, seq);
                 seq += 1;
             }
             chunk.commit();

@@ -293,11 +293,38 @@ impl<T: Pod, K: Kind> WriteChunk<'_, T, K> {
         self.span.len == 0
     }
 
-    /// The reserved slots, in the segment. Slots hold stale bytes (valid for a `Pod` type)
-    /// until written.
-    pub fn as_mut_slice(&mut self) -> &mut [MaybeUninit<T>] {
+    /// The reserved slots, in the segment, to be overwritten. They hold what was there
+    /// before (zeros, or an older item): any bits are a valid `T`, since `T` is `Pod`.
+    ///
+    /// Plain `&mut [T]`, not `MaybeUninit`: with `MaybeUninit`, safe code could store
+    /// `MaybeUninit::uninit()` in a slot and publish it, and the consumer would read
+    /// uninitialised memory as a `T`. That no longer compiles:
+    ///
+    /// ```compile_fail
+    /// use shm_queue::{Queue, QueueOptions, Spsc};
+    /// let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::new(4)).unwrap();
+    /// let mut tx = queue.producer().unwrap();
+    /// let mut chunk = tx.write_chunk(1).unwrap();
+    /// chunk.as_mut_slice()[0] = std::mem::MaybeUninit::uninit();
+    /// ```
+    ///
+    /// ```
+    /// use shm_queue::{Queue, QueueOptions, Spsc};
+    /// let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::new(4))?;
+    /// let (mut tx, mut rx) = (queue.producer()?, queue.consumer()?);
+    /// let mut chunk = tx.write_chunk(2)?;
+    /// chunk.as_mut_slice().copy_from_slice(&[7, 8]);
+    /// chunk.commit();
+    /// assert_eq!(&*rx.read_chunk(2)?, &[7, 8]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: our reservation, not committed yet; the &mut self borrow keeps it unique.
-        unsafe { self.producer.end.ring.slots_mut(self.span) }
+        let slots = unsafe { self.producer.end.ring.slots_mut(self.span) };
+        // SAFETY: every slot is initialised: rings start zero-filled (a fresh segment, or
+        // `alloc_zeroed` on the heap) and only ever receive whole `T` values, and a `Pod` `T`
+        // (no padding) is valid for any initialised bits. `MaybeUninit<T>` has `T`'s layout.
+        unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<T>]>(slots) as *mut [T]) }
     }
 
     /// Copies `src` into the chunk's slots.
@@ -307,9 +334,7 @@ impl<T: Pod, K: Kind> WriteChunk<'_, T, K> {
     pub fn copy_from_slice(&mut self, src: &[T]) {
         let dst = self.as_mut_slice();
         assert_eq!(dst.len(), src.len(), "source length must equal the chunk length");
-        for (d, s) in dst.iter_mut().zip(src) {
-            d.write(*s);
-        }
+        dst.copy_from_slice(src);
     }
 
     /// Publishes every slot of the chunk.
@@ -338,7 +363,7 @@ impl<T: Pod, K: SingleProducer> WriteChunk<'_, T, K> {
     /// let mut chunk = tx.write_chunk(input.len())?;
     /// let mut kept = 0;
     /// for (slot, &n) in chunk.as_mut_slice().iter_mut().zip(input.iter().filter(|&&n| n % 2 == 1)) {
-    ///     slot.write(n);
+    ///     *slot = n;
     ///     kept += 1;
     /// }
     /// chunk.commit_first(kept);
@@ -384,7 +409,7 @@ mod tests {
         let mut chunk = tx.write_chunk(4).unwrap();
         assert_eq!(chunk.len(), 4);
         for (i, slot) in chunk.as_mut_slice().iter_mut().enumerate() {
-            slot.write(10 + i as u64);
+            *slot = 10 + i as u64;
         }
         chunk.commit_first(2);
         assert_eq!(drain(&mut rx), [10, 11], "only the prefix is published");
@@ -395,7 +420,7 @@ mod tests {
             let mut chunk = tx.write_chunk(3).unwrap();
             let n = chunk.len();
             for (i, slot) in chunk.as_mut_slice().iter_mut().enumerate() {
-                slot.write(100 * round + i as u64);
+                *slot = 100 * round + i as u64;
             }
             chunk.commit_first(n - 1);
             let expected: Vec<u64> = (0..n as u64 - 1).map(|i| 100 * round + i).collect();

@@ -140,7 +140,7 @@ fn a_timeout_too_large_for_a_deadline_waits_without_one<K: Kind>() {
     // `Instant::now() + Duration::MAX` overflows: these used to panic.
     assert_eq!(tx.push_timeout(1, Duration::MAX), Ok(()));
     let mut chunk = tx.write_chunk_timeout(1, Duration::MAX).unwrap();
-    chunk.as_mut_slice()[0].write(2);
+    chunk.as_mut_slice()[0] = 2;
     chunk.commit();
     tx.flush();
     assert_eq!(rx.pop_timeout(Duration::MAX), Ok(1));

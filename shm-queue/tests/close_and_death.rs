@@ -268,7 +268,7 @@ fn producer_killed_between_claim_and_commit_gives_peer_dead<K: Kind>() {
         let queue = Queue::<u64, K>::open(&name).unwrap();
         let mut tx = queue.producer().unwrap();
         let mut chunk = tx.write_chunk(1).unwrap();
-        chunk.as_mut_slice()[0].write(2);
+        chunk.as_mut_slice()[0] = 2;
         claimed.send(1);
         pause_forever(); // never commits
     });

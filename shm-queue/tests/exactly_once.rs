@@ -100,7 +100,7 @@ fn produce<K: Kind>(
                     return Err(format!("write_chunk({want}) gave {} slots", chunk.len()));
                 }
                 for (i, slot) in chunk.as_mut_slice().iter_mut().enumerate() {
-                    slot.write(item(who, next + i as u64));
+                    *slot = item(who, next + i as u64);
                 }
                 next += chunk.len() as u64;
                 chunk.commit();

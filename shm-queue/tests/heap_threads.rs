@@ -42,7 +42,7 @@ fn produce<K: Kind>(mut tx: Producer<u64, K>, who: u64, per_producer: u64, api: 
             _ => {
                 let mut chunk = tx.write_chunk(n as usize).unwrap();
                 for (i, slot) in chunk.as_mut_slice().iter_mut().enumerate() {
-                    slot.write(item(next + i as u64));
+                    *slot = item(next + i as u64);
                 }
                 next += chunk.len() as u64;
                 chunk.commit();

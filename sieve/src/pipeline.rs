@@ -310,7 +310,7 @@ fn source_main(_run: &RunHandle, args: SourceArgs) -> StageResult {
         let room = chunk.len() as u64;
         let last = args.max_number.min(next.saturating_add(room - 1));
         for (slot, n) in chunk.as_mut_slice().iter_mut().zip(next..=last) {
-            slot.write(n);
+            *slot = n;
         }
         if last - next + 1 < room {
             // The last chunk is shorter than the room we got: reserve exactly what we write.
@@ -318,7 +318,7 @@ fn source_main(_run: &RunHandle, args: SourceArgs) -> StageResult {
             let mut exact = out.write_chunk((last - next + 1) as usize)?;
             let len = exact.len() as u64;
             for (slot, n) in exact.as_mut_slice().iter_mut().zip(next..) {
-                slot.write(n);
+                *slot = n;
             }
             exact.commit();
             next += len;
@@ -381,7 +381,7 @@ fn forward_survivors(
     };
     let mut chunk = out.write_chunk(numbers.len() - consumed + 1)?;
     let slots = chunk.as_mut_slice();
-    slots[0].write(first);
+    slots[0] = first;
     let mut written = 1;
     let mut spawn_with = (verdict == Verdict::SpawnWith).then_some(first);
     while spawn_with.is_none() && written < slots.len() {
@@ -390,7 +390,7 @@ fn forward_survivors(
         match state.offer(n) {
             Verdict::Drop => {}
             verdict => {
-                slots[written].write(n);
+                slots[written] = n;
                 written += 1;
                 if verdict == Verdict::SpawnWith {
                     spawn_with = Some(n);

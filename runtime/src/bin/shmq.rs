@@ -254,7 +254,7 @@ fn bench() -> Result<(), String> {
                 while next < items {
                     let Ok(mut chunk) = tx.write_chunk((items - next).min(4096) as usize) else { return 1 };
                     for slot in chunk.as_mut_slice() {
-                        slot.write(next);
+                        *slot = next;
                         next += 1;
                     }
                     chunk.commit();
