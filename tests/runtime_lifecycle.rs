@@ -19,6 +19,7 @@ fn main() {
         a_run_refuses_to_start_beside_another_thread,
         stage_error_fails_the_run_naming_the_stage,
         stage_panic_fails_the_run_with_code_101,
+        the_run_reports_the_failure_that_broke_a_queue_not_the_stage_it_broke,
         chain_of_1000_stages_each_spawning_the_next_passes_a_token,
         writing_end_handed_over_through_three_generations_delivers_everything_once,
         kill_9_of_a_middle_stage_ends_the_run_naming_it_and_leaves_nothing,
@@ -99,6 +100,43 @@ fn stage_error_fails_the_run_naming_the_stage() {
         err.to_string(),
         format!("stage {id} (failing-stage, pid {pid}) failed: exit code 1: the input was bad")
     );
+}
+
+/// Pushes into its output until that fails (its consumer left): a consequence, not a cause.
+fn pusher(_run: &RunHandle, args: PassArgs) -> StageResult {
+    let mut tx = Queue::<u64, Spsc>::open(args.output.as_str())?.producer()?;
+    loop {
+        tx.push(1).map_err(|e| e.without_item())?;
+    }
+}
+
+/// Leaves its input (closing it for the pusher), takes its time, then fails: the cause.
+fn leaver(_run: &RunHandle, args: PassArgs) -> StageResult {
+    let rx = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?;
+    drop(rx);
+    std::thread::sleep(Duration::from_millis(50));
+    Err("the real reason".into())
+}
+
+/// A stage that fails closes its queues as it returns, and a neighbour then fails on the
+/// closed queue, often first. The run must report the cause, not the consequence.
+fn the_run_reports_the_failure_that_broke_a_queue_not_the_stage_it_broke() {
+    let mut rt = Runtime::builder();
+    let pusher = rt.register("pusher", pusher);
+    let leaver = rt.register("leaver", leaver);
+    let run = rt.start().unwrap();
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
+    let consequence = run.spawn(pusher, &PassArgs { input: name, output: name }).unwrap();
+    let cause = run.spawn(leaver, &PassArgs { input: name, output: name }).unwrap();
+    let cause_id = cause.id();
+    match cause.join() {
+        Err(RuntimeError::StageFailed { stage, reason, .. }) => {
+            assert_eq!((stage, reason.as_deref()), (cause_id, Some("the real reason")));
+        }
+        other => panic!("expected the leaver's failure, got {other:?}"),
+    }
+    drop((consequence, queue));
+    assert!(run.finish().is_err());
 }
 
 fn boom(_run: &RunHandle, _: u64) -> StageResult {

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_queue::{ForkClock, Inspector, PopError, ProcessId};
+use shm_queue::{AttachError, ForkClock, Inspector, PopError, ProcessId, PushError};
 
 use crate::children::Children;
 use crate::entry::Registry;
@@ -371,7 +371,12 @@ fn run_stage(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(run, args)));
     let (code, result, reason) = match outcome {
         Ok(Ok(value)) => (0, value, String::new()),
-        Ok(Err(error)) => (1, 0, error.to_string()),
+        Ok(Err(error)) => {
+            if is_a_consequence(&*error) {
+                wait_for_the_cause(run);
+            }
+            (1, 0, error.to_string())
+        }
         Err(_) => (101, 0, PANIC_REASON.lock().map(|mut r| r.take().unwrap_or_default()).unwrap_or_default()),
     };
     if code != 0 {
@@ -384,6 +389,48 @@ fn run_stage(
         slot.record_exit(state::EXITING, ExitStatus::Code(code), Some(result));
     }
     exit_now(code)
+}
+
+/// How long a stage whose queue broke under it waits for the failure that broke it.
+const CAUSE_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether a stage's error says only that a queue was closed or broken under it (its
+/// consumers left, a peer died, the run poisoned it): shm-queue's `PopError`, `PushError<()>`
+/// (see `without_item`) or `AttachError` anywhere in the error's chain of sources. Such a
+/// stage usually fails because another has just failed: that one's drops closed the queue a
+/// moment before it could record why.
+fn is_a_consequence(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let broken = e
+            .downcast_ref::<PopError>()
+            .is_some_and(|e| matches!(e, PopError::Disconnected | PopError::Poisoned | PopError::PeerDead { .. }))
+            || e.downcast_ref::<PushError<()>>().is_some_and(|e| {
+                matches!(e, PushError::Disconnected(()) | PushError::Poisoned(()) | PushError::PeerDead { .. })
+            })
+            || e.downcast_ref::<AttachError>()
+                .is_some_and(|e| matches!(e, AttachError::Closed { .. } | AttachError::Poisoned));
+        if broken {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Gives the failure behind a consequence (see [`is_a_consequence`]) up to [`CAUSE_WAIT`] to be
+/// recorded first, so that the run reports the cause, not this stage.
+fn wait_for_the_cause(run: &RunHandle) {
+    let header = run.table.header();
+    let deadline = Instant::now() + CAUSE_WAIT;
+    loop {
+        let seen = header.event.load(Ordering::SeqCst);
+        let now = Instant::now();
+        if run.table.failure().is_some() || now >= deadline {
+            return;
+        }
+        sleep_on(&header.event, &header.event_waiters, seen, deadline - now);
+    }
 }
 
 /// The message and place of a panic on a stage's main thread, for its failure record.

@@ -101,7 +101,7 @@ pub enum PipelineError {
     Pop(#[from] PopError),
     /// A push failed outside of a run failure.
     #[error("queue: {0}")]
-    Push(PushError<()>),
+    Push(#[source] PushError<()>),
     /// Making or attaching a queue failed.
     #[error("queue: {0}")]
     Queue(String),
