@@ -11,9 +11,9 @@
 use crate::error::RuntimeError;
 use crate::table::{StageId, MAX_STAGES};
 
-/// Linux's highest possible pid on 64-bit (`PID_MAX_LIMIT`): pids index the table directly.
-/// Reserved, not committed: only the pages around the pids in use are ever touched.
-const PID_LIMIT: usize = 1 << 22;
+/// Pids index the table directly, up to Linux's limit. Reserved, not committed: only the pages
+/// around the pids in use are ever touched.
+const PID_LIMIT: usize = crate::process::PID_LIMIT as usize;
 
 /// Living children: pid → stage, and the pids densely for scans. O(1) insert, lookup, removal.
 pub(crate) struct Children {

@@ -240,6 +240,12 @@ impl StageHandle<'_> {
     /// The run's failure, if the stage never started.
     pub fn kill(&self) -> Result<(), RuntimeError> {
         let pid = self.pid()?;
+        // Read from the run table, which any process of the run can scribble on: only a real
+        // pid goes to kill(2), where -1 would mean every process we may signal, and other
+        // negative values whole process groups.
+        if !(1..crate::process::PID_LIMIT).contains(&pid) {
+            return Ok(());
+        }
         let entry = self.run.table.stage(self.id).ok_or(RuntimeError::NoSuchStage(self.id))?;
         // Unreaped stages keep their pid (the server reaps and then marks EXITED), so a stage
         // not yet EXITED cannot have had its pid reused.

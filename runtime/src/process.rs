@@ -16,6 +16,9 @@ pub(crate) fn fork() -> Result<libc::pid_t, RuntimeError> {
     Ok(pid)
 }
 
+/// Linux's pids lie below this (`PID_MAX_LIMIT` on 64-bit).
+pub(crate) const PID_LIMIT: u32 = 1 << 22;
+
 /// In a fresh child: die with the parent. Sets PR_SET_PDEATHSIG, then re-checks the parent,
 /// which may have died before the prctl (the well-known race); then it is already too late for
 /// the signal, so exit now.

@@ -109,7 +109,9 @@ pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> !
         last_scan: Instant::now(),
         exits_flowing: false,
     };
-    let code = server.main_loop();
+    // A panic must end this process, not unwind into the root's frames that the fork copied
+    // (its callers' destructors would run here, in the server or in a stage forked from it).
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.main_loop())).unwrap_or(101);
     exit_now(code)
 }
 

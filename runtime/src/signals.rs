@@ -11,6 +11,15 @@ static SERVER: AtomicI32 = AtomicI32::new(0);
 static HEADER: AtomicPtr<RunHeader> = AtomicPtr::new(std::ptr::null_mut());
 
 extern "C" fn on_signal(signal: libc::c_int) {
+    // The interrupted code may be about to read errno, which the calls below can change.
+    // SAFETY: __errno_location returns this thread's errno, valid for the thread's life.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    interrupt(signal);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+fn interrupt(signal: libc::c_int) {
     // Async-signal-safe only: atomics on the shared table, futex wake, kill.
     let header = HEADER.load(Ordering::SeqCst);
     if !header.is_null() {

@@ -95,6 +95,7 @@ pub(crate) struct StageEntry {
 }
 
 const HEADER_LEN: usize = 128;
+const _: () = assert!(std::mem::size_of::<RunHeader>() <= HEADER_LEN, "the run header outgrew its room");
 
 /// A mapped run table.
 pub(crate) struct Table {

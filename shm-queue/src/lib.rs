@@ -16,7 +16,10 @@
 //!   whose process died (pid + start time, from `/proc`) is detected by sleepers, which poison
 //!   the queue and report [`PopError::PeerDead`] / [`PushError::PeerDead`].
 //! - **Untrusted memory**: capacity and mask come from each handle's own copy; nothing read
-//!   from a segment can send an access out of bounds.
+//!   from a segment can send an access out of bounds. Bounds, not more: a process that
+//!   rewrites a ring's indices can make two ends see the same slot at once (torn items, or a
+//!   slot read while written), and one that shrinks the segment makes its users fault
+//!   (SIGBUS). Every process that can write a segment is trusted to run this library.
 //!
 //! Two processes sharing a queue by name:
 //!

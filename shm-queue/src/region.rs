@@ -33,7 +33,10 @@ unsafe impl Sync for Region {}
 impl Region {
     /// A zeroed heap block of `layout.total_len` bytes, initialised as a ring of `kind`.
     pub fn heap(header: Header, layout: Layout, kind: KindId, capacity: usize) -> Self {
-        let alloc_layout = alloc::Layout::from_size_align(layout.total_len, 4096).expect("layout fits");
+        // Page-aligned like a mapping: elements may be aligned up to the page size, which is
+        // larger than 4096 on some hosts.
+        let alloc_layout =
+            alloc::Layout::from_size_align(layout.total_len, crate::header::page_size()).expect("layout fits");
         // SAFETY: the layout has non-zero size (it holds at least the header).
         let ptr = unsafe { alloc::alloc_zeroed(alloc_layout) };
         let base = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(alloc_layout));
@@ -100,8 +103,14 @@ pub(crate) unsafe fn initialise(base: NonNull<u8>, header: Header, layout: Layou
                 std::ptr::write(seqs.add(i), AtomicU64::new(crate::ring::free_seq(i as u64)));
             }
         }
+        // Every field but `init_state`, which an opener may be polling (atomically) right now:
+        // a plain write over it, even of the zero already there, would race with those loads.
         let header_ptr = base.cast::<Header>();
-        std::ptr::write(header_ptr, header);
+        let state_at = std::mem::offset_of!(Header, init_state);
+        let state_end = state_at + std::mem::size_of::<std::sync::atomic::AtomicU32>();
+        let src = std::ptr::addr_of!(header).cast::<u8>();
+        std::ptr::copy_nonoverlapping(src, base, state_at);
+        std::ptr::copy_nonoverlapping(src.add(state_end), base.add(state_end), size_of::<Header>() - state_end);
         // Release: an opener that Acquire-loads READY sees every write above.
         (*header_ptr).init_state.store(INIT_READY, std::sync::atomic::Ordering::Release);
     }

@@ -211,7 +211,9 @@ impl Helper {
             return Err(format!("fork: {}", std::io::Error::last_os_error()));
         }
         if pid == 0 {
-            let code = body();
+            // A panic must not unwind into the parent's frames (their destructors kill and
+            // reap the parent's other helpers).
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
             // SAFETY: leave the forked child without running the parent's destructors.
             unsafe { libc::_exit(code) };
         }
