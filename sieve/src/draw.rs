@@ -276,11 +276,12 @@ fn tooltip_text(primes: &[u64]) -> String {
 /// A duration in nanoseconds, compactly: `0 ns`, `850 ns`, `12.3 µs`, `4.5 ms`, `1.20 s`.
 pub fn format_ns(ns: u64) -> String {
     let f = ns as f64;
+    // Each unit up to where one decimal would round to 1000.0 of it.
     if ns < 1_000 {
         format!("{ns} ns")
-    } else if ns < 1_000_000 {
+    } else if ns < 999_950 {
         format!("{:.1} \u{b5}s", f / 1e3)
-    } else if ns < 1_000_000_000 {
+    } else if ns < 999_950_000 {
         format!("{:.1} ms", f / 1e6)
     } else {
         format!("{:.2} s", f / 1e9)
@@ -396,5 +397,8 @@ mod tests {
         assert_eq!(format_ns(12_300), "12.3 \u{b5}s");
         assert_eq!(format_ns(4_500_000), "4.5 ms");
         assert_eq!(format_ns(1_200_000_000), "1.20 s");
+        assert_eq!(format_ns(999_949), "999.9 \u{b5}s");
+        assert_eq!(format_ns(999_999), "1.0 ms", "not 1000.0 µs");
+        assert_eq!(format_ns(999_999_999), "1.00 s");
     }
 }

@@ -14,7 +14,7 @@ use sieve::draw::{draw_svg, StageDrawing};
 use sieve::output::{write_stage_lines, PrimePrinter};
 use sieve::pipeline::{run_pipeline, PipelineConfig, PipelineError, StageReport};
 use sieve::progress::Progress;
-use sieve::summary::{first_difference, StageStats, Summary};
+use sieve::summary::{first_difference, QueueStats, StageStats, Summary};
 
 /// The dynamic prime-number pipeline: a source feeds 3..=N through a chain of stage processes,
 /// each holding up to S primes and starting the next stage when full.
@@ -167,6 +167,9 @@ fn check(cli: &Cli) -> Result<(), Failure> {
             cli.queue_depth
         )));
     }
+    if cli.draw.is_some() && !matches!(cli.mode, Mode::Pipeline) {
+        return Err(usage("--draw pictures the pipeline's processes and queues: use it with --mode pipeline".into()));
+    }
     if cli.max_number == u64::MAX {
         return Err(usage("--max-number must be below 2^64 - 1".into()));
     }
@@ -214,7 +217,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         cpu_s: cpu_seconds(),
         tests: outcome.stages.iter().map(|s| s.tests_done).sum(),
     };
-    let per_stage: Vec<StageStats> = outcome.stages.iter().map(stage_stats).collect();
+    let per_stage: Vec<StageStats> = outcome.stages.iter().map(|s| stage_stats(s, cli.mode)).collect();
     if cli.quiet {
         writeln!(out, "{}", summary.to_quiet_line())?;
     }
@@ -243,7 +246,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         if let Some((index, ours, theirs)) = first_difference(&outcome.primes, &reference) {
             return Err(Failure {
                 message: format!(
-                    "verify: results differ from the reference at prime #{index}: {} here, {} in the reference",
+                    "verify: results differ from the reference at prime #{} (1 is the first): {} here, {} in the reference",
+                    index + 1,
                     show(ours),
                     show(theirs)
                 ),
@@ -262,11 +266,16 @@ fn show(v: Option<u64>) -> String {
 fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result<Outcome, Failure> {
     let keep_all = cli.verify;
     let mut outcome = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
+    let streaming = out.is_some();
     let mut printer = match out {
         Some(out) => Some(PrimePrinter::start(out)?),
         None => None,
     };
-    let mut progress = Progress::new(cli.max_number);
+    // The sequential mode hands its primes over only at the end: nothing to show meanwhile.
+    let mut progress = match cli.mode {
+        Mode::Sequential => Progress::off(),
+        Mode::Pipeline | Mode::Reference => Progress::new(cli.max_number, streaming),
+    };
     let mut take = |p: u64, outcome: &mut Outcome| -> io::Result<()> {
         progress.tick(p);
         outcome.count += 1;
@@ -337,16 +346,20 @@ fn pipeline_failure(e: PipelineError) -> Failure {
     Failure { message: e.to_string(), code }
 }
 
-fn stage_stats(s: &StageReport) -> StageStats {
-    StageStats {
-        index: s.index as usize,
-        first_prime: s.first_prime,
-        primes_held: s.primes.len(),
+/// A stage's statistics; its queues' only in pipeline mode, the only one with queues.
+fn stage_stats(s: &StageReport, mode: Mode) -> StageStats {
+    let queues = matches!(mode, Mode::Pipeline).then_some(QueueStats {
         items_in: s.items_in,
         items_out: s.items_out,
         blocked_full_ns: s.blocked_full_ns,
         blocked_empty_ns: s.blocked_empty_ns,
         futex_waits: s.futex_waits,
+    });
+    StageStats {
+        index: s.index as usize,
+        first_prime: s.first_prime,
+        primes_held: s.primes.len(),
+        queues,
         tests_done: s.tests_done,
     }
 }
@@ -357,18 +370,21 @@ fn write_stats_table(out: &mut impl Write, stages: &[StageStats]) -> io::Result<
         "\n{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8} {:>14}",
         "stage", "first", "held", "in", "out", "blocked_full", "blocked_empty", "waits", "tests"
     )?;
+    // A mode without queues measured none of theirs: "-", not zeros.
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     for s in stages {
+        let q = s.queues;
         writeln!(
             out,
             "{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8} {:>14}",
             s.index,
             s.first_prime,
             s.primes_held,
-            s.items_in,
-            s.items_out,
-            sieve::draw::format_ns(s.blocked_full_ns),
-            sieve::draw::format_ns(s.blocked_empty_ns),
-            s.futex_waits,
+            shown(q.map(|q| q.items_in.to_string())),
+            shown(q.map(|q| q.items_out.to_string())),
+            shown(q.map(|q| sieve::draw::format_ns(q.blocked_full_ns))),
+            shown(q.map(|q| sieve::draw::format_ns(q.blocked_empty_ns))),
+            shown(q.map(|q| q.futex_waits.to_string())),
             s.tests_done
         )?;
     }

@@ -105,6 +105,9 @@ pub enum PipelineError {
     /// Making or attaching a queue failed.
     #[error("queue: {0}")]
     Queue(String),
+    /// The configuration cannot be run (a stage size or queue depth beyond 32 bits).
+    #[error("invalid pipeline configuration: {0}")]
+    Config(&'static str),
     /// The sink carried something that is not a report.
     #[error("malformed stage report on the sink")]
     MalformedReport,
@@ -186,6 +189,9 @@ pub fn run_pipeline(
     config: &PipelineConfig,
     mut on_prime: impl FnMut(u64) -> std::io::Result<()>,
 ) -> Result<Vec<StageReport>, PipelineError> {
+    if u32::try_from(config.stage_size).is_err() || u32::try_from(config.queue_depth).is_err() {
+        return Err(PipelineError::Config("a stage size or queue depth beyond 2^32 - 1"));
+    }
     // Ask the CPU once, here: the fork server and every stage inherit the answer instead of
     // each trapping to the hypervisor on `cpuid` (5 % of a run's CPU time when they did).
     crate::prime_scan::wide_scan_available();
@@ -240,6 +246,7 @@ fn drive(
             sink: sink_name,
             sink_end,
             next: stage,
+            // Both checked to fit at the top of `run_pipeline`.
             stage_size: config.stage_size as u32,
             queue_depth: config.queue_depth as u32,
             sqrt_cutoff: u32::from(config.sqrt_cutoff),
@@ -321,7 +328,13 @@ fn source_main(_run: &RunHandle, args: SourceArgs) -> StageResult {
                 *slot = n;
             }
             exact.commit();
-            next += len;
+            // The ring may have given fewer slots (at its wrap); stop at N without `next + len`,
+            // which would overflow when N is u64::MAX.
+            let end = next + (len - 1);
+            if end == args.max_number {
+                break;
+            }
+            next = end + 1;
             continue;
         }
         chunk.commit();
@@ -505,4 +518,16 @@ fn stage_main(run: &RunHandle, args: StageArgs) -> StageResult {
     }
     let token = sink_end.into_handover();
     Ok(u64::from(token.slot) << 32 | u64::from(token.role))
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_size_beyond_32_bits_is_refused_before_anything_starts() {
+        // Cast to the stages' u32 it would have been 0: stage 0 would never fill.
+        let config = PipelineConfig { max_number: 100, stage_size: 1 << 32, queue_depth: 10, sqrt_cutoff: false };
+        assert!(matches!(run_pipeline(&config, |_| Ok(())), Err(PipelineError::Config(_))));
+    }
 }

@@ -1,7 +1,9 @@
 //! A progress line on stderr for long runs, only when stderr is a terminal.
 //!
 //! Progress is measured by the primes reaching the root: the largest so far against N. Nothing
-//! is drawn for the first second (short runs stay quiet) nor when stderr is a file or a pipe.
+//! is drawn for the first second (short runs stay quiet), when stderr is a file or a pipe, nor
+//! when the primes themselves are being printed to the terminal (the line would break into
+//! them). It is erased when the run ends, however it ends.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -21,11 +23,17 @@ const EVERY: Duration = Duration::from_millis(100);
 const WIDTH: usize = 30;
 
 impl Progress {
-    /// A progress line towards `max_number`, drawn only if stderr is a terminal.
-    pub fn new(max_number: u64) -> Self {
+    /// A progress line towards `max_number`, drawn only if stderr is a terminal and the
+    /// primes are not printed to one (`primes_on_stdout`: the run prints them on stdout).
+    pub fn new(max_number: u64, primes_on_stdout: bool) -> Self {
         // SAFETY: isatty only inspects the descriptor.
-        let tty = unsafe { libc::isatty(libc::STDERR_FILENO) } == 1;
-        Self::with_terminal(max_number, tty)
+        let tty = |fd| unsafe { libc::isatty(fd) } == 1;
+        Self::with_terminal(max_number, draws(tty(libc::STDERR_FILENO), tty(libc::STDOUT_FILENO), primes_on_stdout))
+    }
+
+    /// A progress line that is never drawn.
+    pub fn off() -> Self {
+        Self::with_terminal(0, false)
     }
 
     fn with_terminal(max_number: u64, enabled: bool) -> Self {
@@ -71,6 +79,18 @@ impl Progress {
     }
 }
 
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // A run that fails must not leave a half line for its error message to follow.
+        self.finish();
+    }
+}
+
+/// Whether to draw: on a terminal, unless the primes are going to a terminal too.
+fn draws(stderr_tty: bool, stdout_tty: bool, primes_on_stdout: bool) -> bool {
+    stderr_tty && !(primes_on_stdout && stdout_tty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +100,14 @@ mod tests {
         let p = Progress::with_terminal(1000, true);
         assert_eq!(p.line(450), format!("\r[{}{}]  45%  450/1000", "#".repeat(13), " ".repeat(17)));
         assert!(p.line(2000).contains("100%"), "never past the end");
+    }
+
+    #[test]
+    fn drawn_only_on_a_terminal_that_the_primes_do_not_go_to() {
+        assert!(draws(true, false, true), "primes to a file or pipe");
+        assert!(draws(true, true, false), "--quiet or --json");
+        assert!(!draws(true, true, true), "primes on the terminal");
+        assert!(!draws(false, false, false), "stderr is not a terminal");
     }
 
     #[test]

@@ -130,6 +130,9 @@ fn by_stage(max_number: u64, stage_size: usize, sqrt_cutoff: bool, block: usize)
             std::mem::swap(&mut numbers, &mut survivors);
             i += 1;
         }
+        if last == max_number {
+            break; // `last + 1` would overflow at u64::MAX
+        }
         first = last + 1;
     }
     finish(primes, &stages)

@@ -15,6 +15,16 @@ pub struct StageStats {
     pub first_prime: u64,
     /// How many primes the stage held at the end.
     pub primes_held: usize,
+    /// The stage's queues, measured in pipeline mode only (`None` in the other modes, which
+    /// have no queues: JSON `null`, not a zero that looks measured).
+    pub queues: Option<QueueStats>,
+    /// Divisibility tests the stage did (the original's `%` evaluations).
+    pub tests_done: u64,
+}
+
+/// What one pipeline stage's queues saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
     /// Numbers the stage received (sentinel excluded).
     pub items_in: u64,
     /// Numbers the stage forwarded, to the sink and to its child together.
@@ -25,8 +35,6 @@ pub struct StageStats {
     pub blocked_empty_ns: u64,
     /// FUTEX_WAIT calls made by the stage.
     pub futex_waits: u64,
-    /// Divisibility tests the stage did (the original's `%` evaluations).
-    pub tests_done: u64,
 }
 
 /// The headline numbers of a run.
@@ -90,11 +98,11 @@ impl Summary {
                 st.index,
                 st.first_prime,
                 st.primes_held,
-                st.items_in,
-                st.items_out,
-                st.blocked_full_ns,
-                st.blocked_empty_ns,
-                st.futex_waits,
+                json_opt(st.queues.map(|q| q.items_in)),
+                json_opt(st.queues.map(|q| q.items_out)),
+                json_opt(st.queues.map(|q| q.blocked_full_ns)),
+                json_opt(st.queues.map(|q| q.blocked_empty_ns)),
+                json_opt(st.queues.map(|q| q.futex_waits)),
                 st.tests_done,
             );
         }
@@ -135,6 +143,11 @@ pub fn json_string(s: &str) -> String {
 }
 
 /// A JSON number for `x`; `null` for NaN and infinities, which JSON lacks.
+/// A number, or `null` when there is none.
+fn json_opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "null".to_owned(), |v| v.to_string())
+}
+
 fn json_f64(x: f64) -> String {
     if x.is_finite() {
         // Rust prints the shortest round-tripping decimal without an exponent: valid JSON.
@@ -180,17 +193,10 @@ mod tests {
 
     #[test]
     fn json_is_one_exact_line() {
-        let st = StageStats {
-            index: 0,
-            first_prime: 2,
-            primes_held: 3,
-            items_in: 98,
-            items_out: 50,
-            blocked_full_ns: 7,
-            blocked_empty_ns: 8,
-            futex_waits: 9,
-            tests_done: 11,
-        };
+        let queues =
+            QueueStats { items_in: 98, items_out: 50, blocked_full_ns: 7, blocked_empty_ns: 8, futex_waits: 9 };
+        let st = StageStats { index: 0, first_prime: 2, primes_held: 3, queues: Some(queues), tests_done: 11 };
+        // A stage of a mode without queues: null, not zeros that look measured.
         let json = example().to_json(&[st, StageStats { index: 1, first_prime: 7, ..StageStats::default() }]);
         assert_eq!(
             json,
@@ -198,8 +204,8 @@ mod tests {
              \"queue_depth\":10,\"mode\":\"pipeline\",\"wall_s\":0.0031,\"cpu_s\":0.25,\"tests\":293,\"per_stage\":[\
              {\"index\":0,\"first_prime\":2,\"primes_held\":3,\"items_in\":98,\"items_out\":50,\
              \"blocked_full_ns\":7,\"blocked_empty_ns\":8,\"futex_waits\":9,\"tests_done\":11},\
-             {\"index\":1,\"first_prime\":7,\"primes_held\":0,\"items_in\":0,\"items_out\":0,\
-             \"blocked_full_ns\":0,\"blocked_empty_ns\":0,\"futex_waits\":0,\"tests_done\":0}]}"
+             {\"index\":1,\"first_prime\":7,\"primes_held\":0,\"items_in\":null,\"items_out\":null,\
+             \"blocked_full_ns\":null,\"blocked_empty_ns\":null,\"futex_waits\":null,\"tests_done\":0}]}"
         );
         assert!(!json.contains('\n'));
     }

@@ -33,6 +33,23 @@ fn sequential_mode_prints_the_same_as_the_pipeline() {
     assert_eq!(stdout(&out), ORIGINAL_N100_S3);
 }
 
+/// The sequential mode has no queues: its JSON says `null` for what only queues measure, and its
+/// table `-`, while the divisibility tests per stage are real.
+#[test]
+fn a_mode_without_queues_reports_none_of_their_numbers() {
+    let out = sieve(&["--max-number", "100", "--stage-size", "3", "--mode", "sequential", "--json"]);
+    assert!(out.status.success());
+    let json = stdout(&out);
+    assert!(json.contains("\"items_in\":null,\"items_out\":null") && json.contains("\"futex_waits\":null"), "{json}");
+    assert!(!json.contains("\"tests_done\":null"), "{json}");
+    let out = sieve(&["--max-number", "100", "--stage-size", "3", "--mode", "sequential", "--quiet", "--stats"]);
+    let table = stdout(&out);
+    let row = table.lines().find(|l| l.trim_start().starts_with("0 ")).expect("stage 0's row");
+    assert_eq!(row.split_whitespace().filter(|f| *f == "-").count(), 5, "{row}");
+    let out = sieve(&["--max-number", "100", "--stage-size", "3", "--json"]);
+    assert!(!stdout(&out).contains("null"), "the pipeline measures them all: {}", stdout(&out));
+}
+
 /// `count=… sum=… largest=… stages=…` without the wall time.
 fn quiet_fields(args: &[&str]) -> String {
     let out = sieve(args);
@@ -172,6 +189,7 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
         (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
         (&["--json", "--stats"], "cannot be used with '--stats'"),
+        (&["--mode", "sequential", "--draw", "/tmp/x.svg"], "use it with --mode pipeline"),
     ];
     for (args, needle) in cases {
         let out = sieve(args);
