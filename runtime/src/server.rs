@@ -334,8 +334,10 @@ impl Server<'_> {
 /// opened first and then poisoned at once: a stage woken by one queue's poisoning that gives
 /// up and closes its output must not let that output's consumer see a mere close.
 pub(crate) fn poison_run(prefix: &str) {
+    // Without waiting on a queue left half-made by a creator we killed: nobody can be attached
+    // to it (waiting for one cost a failed run a whole second, now and then).
     let queues: Vec<Inspector> =
-        shm_queue::list(prefix).unwrap_or_default().iter().filter_map(|name| Inspector::open(name).ok()).collect();
+        shm_queue::list(prefix).unwrap_or_default().iter().filter_map(|name| Inspector::open_now(name).ok()).collect();
     Inspector::poison_all(&queues);
 }
 

@@ -31,7 +31,21 @@ impl Inspector {
     /// # Errors
     /// Those of [`Queue::open`](crate::Queue::open) but the kind and type mismatches.
     pub fn open(name: &str) -> Result<Self, OpenError> {
-        let opened = crate::segment::open(&ShmName::new(name)?)?;
+        Self::from_opened(crate::segment::open(&ShmName::new(name)?)?)
+    }
+
+    /// Like [`open`](Self::open), but without waiting for a creator that has not finished
+    /// initialising the segment: such a segment is `NotInitialized` (or `Truncated`, still
+    /// empty) at once. For sweeps over many segments, where one left half-made by a creator
+    /// that died would otherwise cost a second each.
+    ///
+    /// # Errors
+    /// As for [`open`](Self::open).
+    pub fn open_now(name: &str) -> Result<Self, OpenError> {
+        Self::from_opened(crate::segment::open_within(&ShmName::new(name)?, std::time::Duration::ZERO)?)
+    }
+
+    fn from_opened(opened: crate::segment::Opened) -> Result<Self, OpenError> {
         Ok(Self { region: Arc::new(opened.region), control_offset: opened.layout.control_offset, info: opened.info })
     }
 

@@ -258,19 +258,27 @@ fn segment_never_initialised_is_not_initialized_or_bad_magic() {
         let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(shm_path(name)).unwrap();
         file.set_len(len).unwrap();
     };
-    // A creator that never sized its segment (openers wait a second for it).
+    // A creator that never sized its segment (openers wait a second for it; `open_now` does
+    // not wait, for sweeps over segments whose creators may have died half-way).
     create(&empty, 0);
     let got = Queue::<u64, Spsc>::open(&empty);
+    let now = Inspector::open_now(&empty).map(|_| ());
     shm_queue::unlink(&empty).unwrap();
     match got {
         Err(OpenError::NotInitialized(n)) => assert_eq!(n, empty),
         other => panic!("open of an empty segment: {other:?}"),
     }
+    assert!(matches!(now, Err(OpenError::NotInitialized(_))), "{now:?}");
     // Sized but never marked ready, and no magic either: not one of ours.
     create(&zeros, 8192);
     let got = Queue::<u64, Spsc>::open(&zeros);
+    assert!(matches!(Inspector::open_now(&zeros).map(|_| ()), Err(OpenError::BadMagic(_))));
+    // Our magic but never marked ready: a creator that died while initialising it.
+    segment_file(&zeros).write_all_at(&u64::from_le_bytes(*b"SHMPIPE\0").to_le_bytes(), 0).unwrap();
+    let half_made = Inspector::open_now(&zeros).map(|_| ());
     shm_queue::unlink(&zeros).unwrap();
     assert!(matches!(got, Err(OpenError::BadMagic(_))), "open of a zeroed segment: {got:?}");
+    assert!(matches!(half_made, Err(OpenError::NotInitialized(_))), "{half_made:?}");
 }
 
 #[test]

@@ -67,7 +67,8 @@ fn ls() -> Result<(), String> {
     for name in all_segments()? {
         // Anyone can name a file in /dev/shm: shown escaped, like everything read from there.
         let shown = name.escape_debug().to_string();
-        match Inspector::open(&name) {
+        // A segment half-made by a dead creator would cost a second each with `open`.
+        match Inspector::open_now(&name) {
             Ok(queue) => {
                 let header = queue.header();
                 let stats = queue.stats();
@@ -178,7 +179,7 @@ fn clean(dry_run: bool, force: bool) -> Result<(), String> {
         if runtime::root_of(&name).is_some() {
             continue; // a run's segment: decided above, by its root
         }
-        let Ok(queue) = Inspector::open(&name) else { continue }; // not ours: never touched
+        let Ok(queue) = Inspector::open_now(&name) else { continue }; // not ours: never touched
         if !queue.is_stale() {
             continue;
         }
