@@ -85,18 +85,14 @@ fn sieve_odd(n: u64, base: &[u64], f: &mut impl FnMut(u64)) {
     }
 }
 
-/// ⌊√n⌋, exactly (a float estimate, corrected; `u64::isqrt` is newer than the crate's MSRV).
+/// ⌊√n⌋, exactly.
+///
+/// ```
+/// assert_eq!(sieve::reference::isqrt(99), 9);
+/// assert_eq!(sieve::reference::isqrt(u64::MAX), u64::from(u32::MAX));
+/// ```
 pub fn isqrt(n: u64) -> u64 {
-    // The estimate is within a few units; clamp so r² cannot overflow, then fix it up.
-    let mut r = (n as f64).sqrt() as u64;
-    r = r.min(u64::from(u32::MAX));
-    while r * r > n {
-        r -= 1;
-    }
-    while (r + 1) <= u64::from(u32::MAX) && (r + 1) * (r + 1) <= n {
-        r += 1;
-    }
-    r
+    n.isqrt()
 }
 
 /// An upper bound on π(n), the number of primes up to `n`: 1.25506·n/ln n for n ≥ 17
