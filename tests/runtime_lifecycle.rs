@@ -304,10 +304,7 @@ fn fork_server_killed_while_the_root_joins_ends_the_join_with_server_gone() {
     let mut rt = Runtime::builder();
     let sleeper = rt.register("sleeper", sleeper);
     let run = rt.start().unwrap();
-    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
-    let stage = run.spawn(sleeper, &PassArgs { input: name, output: name }).unwrap();
-    stage.pid().unwrap();
-    let tx = queue.producer().unwrap();
+    let (queue, stage, tx) = a_sleeping_stage(&run, sleeper);
     // SAFETY: kill with integer arguments; the server is our child, not yet reaped.
     unsafe { libc::kill(run.server_pid() as libc::pid_t, libc::SIGKILL) };
     let joined = stage.join();
@@ -319,14 +316,23 @@ fn fork_server_killed_while_the_root_joins_ends_the_join_with_server_gone() {
     assert!(shm_queue::list(&prefix).unwrap().is_empty());
 }
 
+/// A `sleeper` stage, started, blocked on an empty queue whose writing end we hold.
+fn a_sleeping_stage<'r>(
+    run: &'r runtime::Run,
+    sleeper: Entry<PassArgs>,
+) -> (Queue<u64, Spsc>, runtime::StageHandle<'r>, shm_queue::Producer<u64, Spsc>) {
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
+    let stage = run.spawn(sleeper, &PassArgs { input: name, output: name }).unwrap();
+    stage.pid().unwrap();
+    let tx = queue.producer().unwrap();
+    (queue, stage, tx)
+}
+
 fn sigint_to_the_root_interrupts_the_run_and_cleans_up() {
     let mut rt = Runtime::builder();
     let sleeper = rt.register("sleeper", sleeper);
     let run = rt.start().unwrap();
-    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
-    let stage = run.spawn(sleeper, &PassArgs { input: name, output: name }).unwrap();
-    stage.pid().unwrap();
-    let _tx = queue.producer().unwrap();
+    let (queue, stage, _tx) = a_sleeping_stage(&run, sleeper);
     // SAFETY: signalling ourselves; the run's handler records it.
     unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
     assert!(matches!(run.wait_failure(Duration::from_secs(30)), Some(RuntimeError::Interrupted(libc::SIGINT))));

@@ -5,7 +5,8 @@
 //!
 //! `harness = false`: the same binary is the child that runs inside the namespace.
 
-use std::process::Command;
+mod support;
+
 use std::time::Duration;
 
 use shm_queue::{PopError, Queue, QueueOptions, Spsc};
@@ -27,45 +28,5 @@ fn child() -> Result<(), String> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--in-namespace") {
-        match child() {
-            Ok(()) => std::process::exit(0),
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
-        }
-    }
-    let name = "without_proc_a_peer_is_alive_not_dead";
-    println!("\nrunning 1 test");
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let me = std::env::current_exe().expect("the test binary's path");
-    let out = root.then(|| {
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg("umount -l /proc && exec \"$0\" --in-namespace")
-            .arg(&me)
-            .output()
-    });
-    let (verdict, failed) = match out {
-        Some(Ok(out)) if out.status.success() => ("ok", 0),
-        Some(Ok(out)) => {
-            println!("{}", String::from_utf8_lossy(&out.stderr));
-            ("FAILED", 1)
-        }
-        Some(Err(e)) => {
-            println!("cannot run unshare: {e}");
-            ("FAILED", 1)
-        }
-        None => ("ignored (needs root to hide /proc)", 0),
-    };
-    println!("test {name} ... {verdict}");
-    let passed = usize::from(verdict == "ok");
-    let ignored = usize::from(verdict.starts_with("ignored"));
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; {ignored} ignored; 0 measured; 0 filtered out\n",
-        if failed == 0 { "ok" } else { "FAILED" }
-    );
-    std::process::exit(failed);
+    support::main_in_private_mount_namespace("without_proc_a_peer_is_alive_not_dead", "umount -l /proc", child)
 }

@@ -4,7 +4,7 @@
 //!
 //! `harness = false`: the same binary is the child that runs inside the namespace.
 
-use std::process::Command;
+mod support;
 
 use shm_queue::{CreateError, Queue, Spsc};
 
@@ -33,46 +33,9 @@ fn child() -> Result<(), String> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--in-namespace") {
-        match child() {
-            Ok(()) => std::process::exit(0),
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
-        }
-    }
-    let name = "a_full_dev_shm_is_no_space_at_create_and_leaves_nothing";
-    println!("\nrunning 1 test");
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let me = std::env::current_exe().expect("the test binary's path");
-    let out = root.then(|| {
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg("mount -t tmpfs -o size=64k tmpfs /dev/shm && exec \"$0\" --in-namespace")
-            .arg(&me)
-            .output()
-    });
-    let (verdict, failed) = match out {
-        Some(Ok(out)) if out.status.success() => ("ok", 0),
-        Some(Ok(out)) => {
-            println!("{}", String::from_utf8_lossy(&out.stderr));
-            ("FAILED", 1)
-        }
-        // Without root or unshare there is no private tmpfs to fill: say so, do not pretend.
-        Some(Err(e)) => {
-            println!("cannot run unshare: {e}");
-            ("FAILED", 1)
-        }
-        None => ("ignored (needs root for a private tmpfs)", 0),
-    };
-    println!("test {name} ... {verdict}");
-    let passed = usize::from(verdict == "ok");
-    let ignored = usize::from(verdict.starts_with("ignored"));
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; {ignored} ignored; 0 measured; 0 filtered out\n",
-        if failed == 0 { "ok" } else { "FAILED" }
-    );
-    std::process::exit(failed);
+    support::main_in_private_mount_namespace(
+        "a_full_dev_shm_is_no_space_at_create_and_leaves_nothing",
+        "mount -t tmpfs -o size=64k tmpfs /dev/shm",
+        child,
+    )
 }

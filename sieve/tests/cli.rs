@@ -218,15 +218,7 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     std::fs::create_dir_all(&dir).unwrap();
     let (kept, made) = (dir.join("kept.svg"), dir.join("made.svg"));
     std::fs::write(&kept, "an earlier picture").unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        // The namespace's /dev/shm goes with it: list what the run left there on stdout.
-        .arg("mount -t tmpfs -o size=6m tmpfs /dev/shm || exit 99; \"$0\" \"$@\"; code=$?; ls -A /dev/shm; exit $code")
-        .arg(env!("CARGO_BIN_EXE_sieve"))
-        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet", "--draw"])
-        .arg(&kept)
-        .output()
-        .unwrap();
+    let out = a_run_that_runs_out_of_dev_shm(&kept);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
@@ -234,17 +226,24 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     assert!(err.contains("(sieve-stage, pid ") && err.contains("failed: exit code 1: no space left for a"), "{err:?}");
     assert_eq!(stdout(&out), "", "no output, and nothing left in /dev/shm");
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), "an earlier picture", "a failed run leaves it alone");
-    let again = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount -t tmpfs -o size=6m tmpfs /dev/shm || exit 99; exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_sieve"))
-        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet", "--draw"])
-        .arg(&made)
-        .output()
-        .unwrap();
+    let again = a_run_that_runs_out_of_dev_shm(&made);
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(!made.exists(), "a picture the failed run created is removed");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A run whose first stage cannot make its child's queue: in a private mount namespace whose
+/// `/dev/shm` is a 6 MiB tmpfs, the run table and the first two rings fit, the next does not.
+/// What the run left in that `/dev/shm` (which goes with the namespace) is listed on stdout.
+fn a_run_that_runs_out_of_dev_shm(picture: &std::path::Path) -> Output {
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=6m tmpfs /dev/shm || exit 99; \"$0\" \"$@\"; code=$?; ls -A /dev/shm; exit $code")
+        .arg(env!("CARGO_BIN_EXE_sieve"))
+        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet", "--draw"])
+        .arg(picture)
+        .output()
+        .unwrap()
 }
 
 fn children_of(parent: u32) -> Vec<u32> {

@@ -602,3 +602,52 @@ fn read_and_close(fd: libc::c_int) -> String {
     unsafe { libc::close(fd) };
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The `main` of a test binary whose one case needs a private mount namespace (root and
+/// `unshare`): run with `--in-namespace`, it runs `case` there and exits 0 or 1; otherwise it
+/// starts itself under `unshare --mount` after running `setup` (a shell line, e.g. mounting a
+/// small tmpfs on `/dev/shm`), and reports in libtest's format. Without root the case is
+/// reported as ignored, saying why, never as passed.
+pub fn main_in_private_mount_namespace(name: &str, setup: &str, case: fn() -> Result<(), String>) -> ! {
+    if std::env::args().any(|a| a == "--in-namespace") {
+        match case() {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    println!("\nrunning 1 test");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let me = std::env::current_exe().expect("the test binary's path");
+    let out = root.then(|| {
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{setup} && exec \"$0\" --in-namespace"))
+            .arg(&me)
+            .output()
+    });
+    let (verdict, failed) = match out {
+        Some(Ok(out)) if out.status.success() => ("ok", 0),
+        Some(Ok(out)) => {
+            println!("{}", String::from_utf8_lossy(&out.stderr));
+            ("FAILED", 1)
+        }
+        // With root but without unshare: say so, do not pretend.
+        Some(Err(e)) => {
+            println!("cannot run unshare: {e}");
+            ("FAILED", 1)
+        }
+        None => ("ignored (needs root for a private mount namespace)", 0),
+    };
+    println!("test {name} ... {verdict}");
+    let passed = usize::from(verdict == "ok");
+    let ignored = usize::from(verdict.starts_with("ignored"));
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; {ignored} ignored; 0 measured; 0 filtered out\n",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    std::process::exit(failed);
+}
