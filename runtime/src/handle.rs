@@ -141,20 +141,45 @@ impl RunHandle {
         Some(RuntimeError::StageFailed { stage, entry: self.entry_name(stage).to_owned(), pid, status, reason })
     }
 
+    /// The run's failure, or [`RuntimeError::ServerGone`] if the fork server has died (then
+    /// every stage has died with it).
+    pub fn health(&self) -> Option<RuntimeError> {
+        let server = self.table.header().server_pid.load(Ordering::Acquire);
+        self.failure().or_else(|| {
+            (server != 0 && !shm_queue::ProcessStatus::is_running(server)).then_some(RuntimeError::ServerGone)
+        })
+    }
+
+    /// Waits until the run fails (a stage fails or the root is interrupted) or `timeout`
+    /// passes; returns the failure. A `timeout` too large to add to the clock (such as
+    /// `Duration::MAX`) waits for a failure however long it takes.
+    pub fn wait_failure(&self, timeout: Duration) -> Option<RuntimeError> {
+        let header = self.table.header();
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        loop {
+            let seen = header.event.load(Ordering::SeqCst);
+            if let Some(f) = self.failure() {
+                return Some(f);
+            }
+            let now = std::time::Instant::now();
+            let left = deadline.map_or(Duration::MAX, |deadline| deadline.saturating_duration_since(now));
+            if left.is_zero() {
+                return None;
+            }
+            sleep_on(&header.event, &header.event_waiters, seen, left.min(Duration::from_millis(50)));
+        }
+    }
+
     /// After a wait on `word` (last seen at `seen`): if nothing happened (it timed out, or the
-    /// root's SIGCHLD cut it short), whether the fork server still lives. Once it is dead, every
-    /// stage has died with it and nobody will record their ends: a wait for one would never
-    /// end. Looked at only when nothing happened, so that waits that are answered cost no
-    /// `/proc` read.
+    /// root's SIGCHLD cut it short), the run's [`health`](Self::health). Once the server is
+    /// dead, every stage has died with it and nobody will record their ends: a wait for one
+    /// would never end. Looked at only when nothing happened, so that waits that are answered
+    /// cost no `/proc` read.
     fn check_server(&self, word: &AtomicU32, seen: u32) -> Result<(), RuntimeError> {
         if word.load(Ordering::SeqCst) != seen {
             return Ok(());
         }
-        let server = self.table.header().server_pid.load(Ordering::Acquire);
-        if server == 0 || crate::process::is_running(server as libc::pid_t) {
-            return Ok(());
-        }
-        Err(self.failure().unwrap_or(RuntimeError::ServerGone))
+        self.health().map_or(Ok(()), Err)
     }
 
     pub(crate) fn entry_name(&self, stage: StageId) -> &'static str {

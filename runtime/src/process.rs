@@ -90,15 +90,6 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Whether `pid` exists and has not ended (is not a zombie), without reaping it.
-pub(crate) fn is_running(pid: libc::pid_t) -> bool {
-    match shm_queue::ProcessStatus::read(pid as u32) {
-        Some(status) => !status.has_ended(),
-        // Without a readable /proc nothing can be told: never call a process gone then.
-        None => !shm_queue::ProcessStatus::readable(),
-    }
-}
-
 /// Decodes a `waitpid` status.
 pub(crate) fn decode_status(status: libc::c_int) -> crate::error::ExitStatus {
     if libc::WIFSIGNALED(status) {

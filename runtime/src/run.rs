@@ -17,7 +17,7 @@ use crate::process;
 use crate::request::SpawnRequest;
 use crate::server;
 use crate::signals;
-use crate::table::{sleep_on, Table};
+use crate::table::Table;
 
 /// Spawn requests waiting for the fork server.
 const SPAWN_QUEUE_CAPACITY: usize = 1024;
@@ -118,7 +118,11 @@ impl Runtime {
         let handle = RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0 };
         let server = match process::fork() {
             Ok(0) => server::serve(handle, &self.registry, root),
-            Ok(pid) => pid,
+            Ok(pid) => {
+                // The server stores it too, but a health check must not find 0 before it does.
+                handle.table.header().server_pid.store(pid as u32, Ordering::Release);
+                pid
+            }
             Err(e) => {
                 let _ = cleanup::remove_run(handle.prefix.as_str());
                 return Err(e);
@@ -162,12 +166,6 @@ impl Run {
         self.server as u32
     }
 
-    /// The run's failure, or [`RuntimeError::ServerGone`] if the fork server has died (then
-    /// every stage has died with it).
-    pub fn health(&self) -> Option<RuntimeError> {
-        self.handle.failure().or_else(|| (!process::is_running(self.server)).then_some(RuntimeError::ServerGone))
-    }
-
     /// Waits until every stage has ended, stops the fork server, removes every segment of
     /// the run, and reports the run's failure if there was one.
     ///
@@ -191,26 +189,6 @@ impl Run {
             (Some(failure), _) => Err(failure),
             (None, Some(s)) if !s.success() => Err(RuntimeError::ServerGone),
             _ => Ok(()),
-        }
-    }
-
-    /// Waits until the run fails (a stage fails or the root is interrupted) or `timeout`
-    /// passes; returns the failure. A `timeout` too large to add to the clock (such as
-    /// `Duration::MAX`) waits for a failure however long it takes.
-    pub fn wait_failure(&self, timeout: Duration) -> Option<RuntimeError> {
-        let header = self.handle.table.header();
-        let deadline = std::time::Instant::now().checked_add(timeout);
-        loop {
-            let seen = header.event.load(Ordering::SeqCst);
-            if let Some(f) = self.handle.failure() {
-                return Some(f);
-            }
-            let now = std::time::Instant::now();
-            let left = deadline.map_or(Duration::MAX, |deadline| deadline.saturating_duration_since(now));
-            if left.is_zero() {
-                return None;
-            }
-            sleep_on(&header.event, &header.event_waiters, seen, left.min(Duration::from_millis(50)));
         }
     }
 }
@@ -248,16 +226,8 @@ fn another_thread_stays() -> bool {
 /// joined can linger in `/proc/self/task` for a moment as a zombie).
 fn other_threads_running() -> bool {
     let Ok(threads) = std::fs::read_dir("/proc/self/task") else { return false };
-    let running = threads
-        .flatten()
-        .filter(|task| {
-            let stat = std::fs::read(task.path().join("stat")).unwrap_or_default();
-            // The state follows the last ')' (the name may hold any bytes).
-            let state = stat.iter().rposition(|&b| b == b')').and_then(|at| stat.get(at + 2));
-            !matches!(state, Some(b'Z' | b'X') | None)
-        })
-        .count();
-    running > 1
+    let tids = threads.flatten().filter_map(|task| task.file_name().to_str()?.parse::<u32>().ok());
+    tids.filter(|&tid| shm_queue::ProcessStatus::is_running(tid)).count() > 1
 }
 
 /// Blocks until the fork server `pid` (our child) ends; its status, or `None` if it was not

@@ -377,7 +377,8 @@ fn run_stage(
         Ok(Ok(value)) => (0, value, String::new()),
         Ok(Err(error)) => {
             if is_a_consequence(&*error) {
-                wait_for_the_cause(run);
+                // Gives the failure behind it the chance to be recorded first.
+                let _ = run.wait_failure(CAUSE_WAIT);
             }
             (1, 0, error.to_string())
         }
@@ -404,37 +405,15 @@ const CAUSE_WAIT: Duration = Duration::from_millis(500);
 /// stage usually fails because another has just failed: that one's drops closed the queue a
 /// moment before it could record why.
 fn is_a_consequence(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let broken = e
-            .downcast_ref::<PopError>()
+    std::iter::successors(Some(error), |e| e.source()).any(|e| {
+        e.downcast_ref::<PopError>()
             .is_some_and(|e| matches!(e, PopError::Disconnected | PopError::Poisoned | PopError::PeerDead { .. }))
             || e.downcast_ref::<PushError<()>>().is_some_and(|e| {
                 matches!(e, PushError::Disconnected(()) | PushError::Poisoned(()) | PushError::PeerDead { .. })
             })
             || e.downcast_ref::<AttachError>()
-                .is_some_and(|e| matches!(e, AttachError::Closed { .. } | AttachError::Poisoned));
-        if broken {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// Gives the failure behind a consequence (see [`is_a_consequence`]) up to [`CAUSE_WAIT`] to be
-/// recorded first, so that the run reports the cause, not this stage.
-fn wait_for_the_cause(run: &RunHandle) {
-    let header = run.table.header();
-    let deadline = Instant::now() + CAUSE_WAIT;
-    loop {
-        let seen = header.event.load(Ordering::SeqCst);
-        let now = Instant::now();
-        if run.table.failure().is_some() || now >= deadline {
-            return;
-        }
-        sleep_on(&header.event, &header.event_waiters, seen, deadline - now);
-    }
+                .is_some_and(|e| matches!(e, AttachError::Closed { .. } | AttachError::Poisoned))
+    })
 }
 
 /// The message and place of a panic on a stage's main thread, for its failure record.

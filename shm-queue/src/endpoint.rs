@@ -115,11 +115,17 @@ fn slot_at(ctl: &Control, slot: u32) -> Option<&EndpointSlot> {
 /// Whether `slot` is attached and owned by this process: only then may a drop detach it (a
 /// copy of an end inherited through `fork` is not the owner and must not count itself out).
 pub(crate) fn owned_by_me(ctl: &Control, slot: u32) -> bool {
-    let Some(entry) = slot_at(ctl, slot) else { return false };
+    slot_at(ctl, slot).is_some_and(|entry| attached_word_if_mine(entry).is_some())
+}
+
+/// The slot's state word, if it is attached and its owner is this process.
+fn attached_word_if_mine(entry: &EndpointSlot) -> Option<u32> {
     let me = ProcessId::current();
-    slot_state::of(entry.state.load(Ordering::Acquire)) == slot_state::ATTACHED
+    let word = entry.state.load(Ordering::Acquire);
+    (slot_state::of(word) == slot_state::ATTACHED
         && entry.pid.load(Ordering::Relaxed) == me.pid
-        && entry.start_time.load(Ordering::Relaxed) == me.start_time
+        && entry.start_time.load(Ordering::Relaxed) == me.start_time)
+        .then_some(word)
 }
 
 /// Frees `slot` and counts the endpoint out. The last one out closes the role (sets `GONE`
@@ -148,21 +154,11 @@ pub(crate) fn detach(ctl: &Control, slot: u32, role: Role) -> bool {
 /// (false) unless this process owns the slot: a copy of an end inherited through `fork` must
 /// not give away its parent's end.
 pub(crate) fn hand_over(ctl: &Control, slot: u32) -> bool {
-    if !owned_by_me(ctl, slot) {
-        return false;
-    }
     slot_at(ctl, slot).is_some_and(|entry| {
-        let word = entry.state.load(Ordering::Acquire);
-        slot_state::of(word) == slot_state::ATTACHED
-            && entry
-                .state
-                .compare_exchange(
-                    word,
-                    slot_state::with(word, slot_state::HANDOVER),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+        attached_word_if_mine(entry).is_some_and(|word| {
+            let handed = slot_state::with(word, slot_state::HANDOVER);
+            entry.state.compare_exchange(word, handed, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        })
     })
 }
 

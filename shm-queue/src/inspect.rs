@@ -35,14 +35,13 @@ impl Inspector {
     }
 
     /// Like [`open`](Self::open), but without waiting for a creator that has not finished
-    /// initialising the segment: such a segment is `NotInitialized` (or `Truncated`, still
-    /// empty) at once. For sweeps over many segments, where one left half-made by a creator
+    /// initialising the segment: such a segment is `NotInitialized` at once. For sweeps over many segments, where one left half-made by a creator
     /// that died would otherwise cost a second each.
     ///
     /// # Errors
     /// As for [`open`](Self::open).
     pub fn open_now(name: &str) -> Result<Self, OpenError> {
-        Self::from_opened(crate::segment::open_within(&ShmName::new(name)?, std::time::Duration::ZERO)?)
+        Self::from_opened(crate::segment::open_within(&ShmName::new(name)?, std::time::Instant::now())?)
     }
 
     fn from_opened(opened: crate::segment::Opened) -> Result<Self, OpenError> {

@@ -84,7 +84,7 @@ impl ProcessId {
         match ProcessStatus::read(self.pid) {
             Some(stat) if stat.start_time == self.start_time && !stat.has_ended() => Liveness::Alive,
             Some(_) => Liveness::Dead,
-            None if proc_is_readable() => Liveness::Dead,
+            None if ProcessStatus::readable() => Liveness::Dead,
             None => Liveness::Alive,
         }
     }
@@ -93,10 +93,6 @@ impl ProcessId {
     pub fn is_alive(&self) -> bool {
         self.liveness() == Liveness::Alive
     }
-}
-
-fn proc_is_readable() -> bool {
-    ProcessStatus::readable()
 }
 
 /// A reading of the clock that `/proc/PID/stat` start times are on, taken right before a
@@ -197,6 +193,20 @@ impl ProcessStatus {
         static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         // SAFETY: getpid has no preconditions.
         *READABLE.get_or_init(|| Self::read(unsafe { libc::getpid() } as u32).is_some())
+    }
+
+    /// Whether `pid` (a process or a thread) exists and has not ended (is not a zombie);
+    /// `true` where `/proc` cannot be read at all (see [`readable`](Self::readable)): nothing
+    /// is called gone that cannot be seen.
+    ///
+    /// ```
+    /// assert!(shm_queue::ProcessStatus::is_running(std::process::id()));
+    /// ```
+    pub fn is_running(pid: u32) -> bool {
+        match Self::read(pid) {
+            Some(status) => !status.has_ended(),
+            None => !Self::readable(),
+        }
     }
 
     /// Reads `/proc/PID/stat`; `None` if there is no such process (or, see

@@ -110,11 +110,11 @@ impl Segment {
     /// `InvalidName`, `NotFound`, `PermissionDenied`, `ForeignOwner`, `NotInitialized` (still
     /// empty after the wait), `TooManyFiles`, `Os`.
     pub fn open(name: &str) -> Result<Self, OpenError> {
-        Self::open_within(name, INIT_WAIT)
+        Self::open_within(name, Instant::now() + INIT_WAIT)
     }
 
-    /// [`open`](Self::open), waiting at most `wait` for a racing creator.
-    pub(crate) fn open_within(name: &str, wait: Duration) -> Result<Self, OpenError> {
+    /// [`open`](Self::open), waiting for a racing creator until `deadline` at most.
+    pub(crate) fn open_within(name: &str, deadline: Instant) -> Result<Self, OpenError> {
         let name = ShmName::new(name)?;
         let cname = name.to_cstring();
         // SAFETY: cname is a valid C string.
@@ -129,7 +129,6 @@ impl Segment {
             });
         }
         let fd = Fd(fd);
-        let deadline = Instant::now() + wait;
         let stat = loop {
             let stat = fstat(&fd)?;
             if stat.st_size > 0 {
@@ -246,20 +245,19 @@ pub(crate) struct Opened {
 /// Opens and validates an existing queue segment (any kind, any element type), waiting up to a
 /// second for a racing creator to finish initialising it.
 pub(crate) fn open(name: &ShmName) -> Result<Opened, OpenError> {
-    open_within(name, INIT_WAIT)
+    open_within(name, Instant::now() + INIT_WAIT)
 }
 
-/// [`open`], waiting at most `wait` for a racing creator (zero: a segment not initialised yet
-/// is `NotInitialized` at once).
-pub(crate) fn open_within(name: &ShmName, wait: Duration) -> Result<Opened, OpenError> {
-    let segment = Segment::open_within(name.as_str(), wait)?;
+/// [`open`], waiting for a racing creator (to size the segment, then to initialise it) until
+/// `deadline` at most (now: a segment not initialised yet is `NotInitialized` at once).
+pub(crate) fn open_within(name: &ShmName, deadline: Instant) -> Result<Opened, OpenError> {
+    let segment = Segment::open_within(name.as_str(), deadline)?;
     let header_len = std::mem::size_of::<Header>();
     if segment.len() < header_len {
         return Err(OpenError::Truncated { len: segment.len() as u64, needed: header_len as u64 });
     }
     let file_len = segment.len() as u64;
     let header_ptr = segment.as_ptr().cast::<Header>();
-    let deadline = Instant::now() + wait;
     loop {
         // SAFETY: the mapping holds at least a Header (checked above) and is page-aligned.
         let state = unsafe { &(*header_ptr).init_state }.load(std::sync::atomic::Ordering::Acquire);

@@ -331,7 +331,6 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
             }
         }
     }
-    progress.finish();
     if let Some(printer) = printer {
         printer.finish()?;
     }

@@ -142,12 +142,12 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
-/// A JSON number for `x`; `null` for NaN and infinities, which JSON lacks.
 /// A number, or `null` when there is none.
 fn json_opt(v: Option<u64>) -> String {
     v.map_or_else(|| "null".to_owned(), |v| v.to_string())
 }
 
+/// A JSON number for `x`; `null` for NaN and infinities, which JSON lacks.
 fn json_f64(x: f64) -> String {
     if x.is_finite() {
         // Rust prints the shortest round-tripping decimal without an exponent: valid JSON.
