@@ -8,7 +8,9 @@
 //!   starting and finishing the run, as the `sieve` binary does;
 //! - peers: `threads_item/<depth>` and `threads_chunk/<depth>`: the same dynamic pipeline with
 //!   a thread per stage and crossbeam bounded channels of `depth` messages, sending one number
-//!   per message or `Vec`s of up to 1024 (see `sieve_threads`);
+//!   per message or `Vec`s of up to 1024 (see `sieve_threads`), deciding with the pipeline's own
+//!   code; `threads_chunk_modulo/1024`: the chunked peer with the original's `%` test, the kind
+//!   of version the issue measured and set its aims against;
 //! - `sequential`: `sieve::sequential::run_sequential`, every stage in one thread, no queues,
 //!   each number through the stages in turn (the sieve's `--mode sequential`);
 //! - `stage_major`: `sieve::sequential::run_stage_major`, the same run in one thread a block of
@@ -33,7 +35,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use sieve::pipeline::{run_pipeline, PipelineConfig};
-use sieve_threads::{run_threads, Transfer};
+use sieve_threads::{run_threads, Divisibility, Transfer};
 
 /// Queue depths (channel capacities for the threads peer).
 const DEPTHS: [usize; 3] = [10, 1024, 8192];
@@ -118,10 +120,14 @@ fn sieve_group(c: &mut Criterion, pass: Pass, n: u64, s: usize) {
     for &depth in &depths {
         for (name, transfer) in [("threads_item", Transfer::PerItem), ("threads_chunk", Transfer::Chunked)] {
             group.bench_with_input(BenchmarkId::new(name, depth), &depth, |b, &depth| {
-                b.iter(|| assert_eq!(run_threads(n, s, depth, transfer), expected, "primes found by {name}"))
+                let found = || run_threads(n, s, depth, transfer, Divisibility::Inverse);
+                b.iter(|| assert_eq!(found(), expected, "primes found by {name}"))
             });
         }
     }
+    group.bench_function(BenchmarkId::new("threads_chunk_modulo", 1024), |b| {
+        b.iter(|| assert_eq!(run_threads(n, s, 1024, Transfer::Chunked, Divisibility::Modulo), expected))
+    });
     group.bench_function("sequential", |b| {
         b.iter(|| assert_eq!(sieve::sequential::run_sequential(n, s, false).count() as u64, expected))
     });

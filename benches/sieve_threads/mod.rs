@@ -1,13 +1,18 @@
 //! The dynamic prime pipeline with threads and crossbeam bounded channels: the peer of
 //! `sieve::pipeline` (processes and shm-queue rings) in the sieve benchmarks.
 //!
-//! Same shape and same per-number decisions ([`StageState`]): a source thread feeds `3..=N`, a
+//! Same shape and same per-number decisions as a pipeline stage: a source thread feeds `3..=N`, a
 //! stage thread per stage starts with its first prime, forwards relatively prime numbers to its
 //! output (the sink until it is full), and when full starts a new stage thread with the next
 //! relatively prime number and hands it the sink's sender. End of stream is the channel closing.
 //! The calling thread is the sink. Every stage joins the stage it started, and the caller joins
 //! the source and stage 0, so when [`run_threads`] returns no thread of it is left (the sieve
 //! benchmarks fork processes afterwards).
+//!
+//! A stage decides with [`StageState`], the pipeline's own code and its modular-inverse test
+//! ([`Divisibility::Inverse`]: the like-for-like peer), or with the original's
+//! `is_relatively_prime` and `%` ([`Divisibility::Modulo`]): the issue measured its threads and
+//! crossbeam version (2.6 s at N = 10⁶, S = 100, chunks) and set its aims against it that way.
 
 use std::thread::JoinHandle;
 
@@ -30,12 +35,89 @@ pub enum Transfer {
     Chunked,
 }
 
+/// How a stage tests divisibility.
+#[derive(Debug, Clone, Copy)]
+pub enum Divisibility {
+    /// [`StageState`]: a precomputed modular inverse per prime, eight primes at a time where
+    /// the CPU can (what the process pipeline and the sequential mode run).
+    Inverse,
+    /// The original's loop, `n < 2p` then `n % p == 0`, one prime at a time.
+    Modulo,
+}
+
+/// A stage's decision for each number it receives.
+trait Decide: Send + 'static {
+    /// A stage holding `first_prime`, keeping up to `stage_size` primes.
+    fn new(first_prime: u64, stage_size: usize) -> Self;
+    /// What the stage does with `n`.
+    fn offer(&mut self, n: u64) -> Verdict;
+}
+
+impl Decide for StageState {
+    fn new(first_prime: u64, stage_size: usize) -> Self {
+        StageState::new(first_prime, stage_size)
+    }
+
+    #[inline]
+    fn offer(&mut self, n: u64) -> Verdict {
+        StageState::offer(self, n)
+    }
+}
+
+/// The original stage's primes, counter and `is_relatively_prime`, as written there.
+struct ModuloStage {
+    primes: Vec<u64>,
+    stage_size: usize,
+    cur_count: usize,
+}
+
+impl Decide for ModuloStage {
+    fn new(first_prime: u64, stage_size: usize) -> Self {
+        Self { primes: vec![first_prime], stage_size, cur_count: 1 }
+    }
+
+    fn offer(&mut self, n: u64) -> Verdict {
+        for &p in &self.primes {
+            // `n < 2p` as `n / 2 < p`: the same for integers, and no overflow.
+            if n / 2 < p {
+                break;
+            }
+            if n.is_multiple_of(p) {
+                return Verdict::Drop;
+            }
+        }
+        let verdict = match self.cur_count.cmp(&self.stage_size) {
+            std::cmp::Ordering::Less => {
+                self.primes.push(n);
+                Verdict::Keep
+            }
+            std::cmp::Ordering::Equal => Verdict::SpawnWith,
+            std::cmp::Ordering::Greater => Verdict::Forward,
+        };
+        self.cur_count += 1;
+        verdict
+    }
+}
+
 /// Runs the pipeline for `3..=max_number` with `stage_size` primes per stage and channels of
 /// `depth` messages; returns how many primes the sink received (2 included).
 ///
 /// # Panics
 /// If a thread cannot be started or a stage panics.
-pub fn run_threads(max_number: u64, stage_size: usize, depth: usize, transfer: Transfer) -> u64 {
+pub fn run_threads(
+    max_number: u64,
+    stage_size: usize,
+    depth: usize,
+    transfer: Transfer,
+    divisibility: Divisibility,
+) -> u64 {
+    match divisibility {
+        Divisibility::Inverse => run::<StageState>(max_number, stage_size, depth, transfer),
+        Divisibility::Modulo => run::<ModuloStage>(max_number, stage_size, depth, transfer),
+    }
+}
+
+fn run<D: Decide>(max_number: u64, stage_size: usize, depth: usize, transfer: Transfer) -> u64 {
     match transfer {
         Transfer::PerItem => {
             let (numbers_tx, numbers_rx) = bounded::<u64>(depth);
@@ -45,7 +127,7 @@ pub fn run_threads(max_number: u64, stage_size: usize, depth: usize, transfer: T
                     numbers_tx.send(n).expect("stage 0 outlives the source");
                 }
             });
-            let first = spawn("sieve-stage", move || stage_items(2, stage_size, depth, numbers_rx, sink_tx));
+            let first = spawn("sieve-stage", move || stage_items::<D>(2, stage_size, depth, numbers_rx, sink_tx));
             // 2 is prime: the root "primes" the sink with it.
             let primes = 1 + sink_rx.iter().count() as u64;
             join(source, first);
@@ -65,7 +147,7 @@ pub fn run_threads(max_number: u64, stage_size: usize, depth: usize, transfer: T
                     next = last + 1;
                 }
             });
-            let first = spawn("sieve-stage", move || stage_chunks(2, stage_size, depth, numbers_rx, sink_tx));
+            let first = spawn("sieve-stage", move || stage_chunks::<D>(2, stage_size, depth, numbers_rx, sink_tx));
             let primes = 1 + sink_rx.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
             join(source, first);
             primes
@@ -87,8 +169,14 @@ fn join(source: JoinHandle<()>, first: JoinHandle<()>) {
 }
 
 /// One stage, one number per message.
-fn stage_items(first_prime: u64, stage_size: usize, depth: usize, input: Receiver<u64>, mut out: Sender<u64>) {
-    let mut state = StageState::new(first_prime, stage_size);
+fn stage_items<D: Decide>(
+    first_prime: u64,
+    stage_size: usize,
+    depth: usize,
+    input: Receiver<u64>,
+    mut out: Sender<u64>,
+) {
+    let mut state = D::new(first_prime, stage_size);
     let mut child = None;
     for n in input.iter() {
         match state.offer(n) {
@@ -99,7 +187,7 @@ fn stage_items(first_prime: u64, stage_size: usize, depth: usize, input: Receive
                 out.send(n).expect("downstream outlives us");
                 let (tx, rx) = bounded(depth);
                 let sink = std::mem::replace(&mut out, tx);
-                child = Some(spawn("sieve-stage", move || stage_items(n, stage_size, depth, rx, sink)));
+                child = Some(spawn("sieve-stage", move || stage_items::<D>(n, stage_size, depth, rx, sink)));
             }
         }
     }
@@ -110,14 +198,14 @@ fn stage_items(first_prime: u64, stage_size: usize, depth: usize, input: Receive
 }
 
 /// One stage, chunks of numbers per message.
-fn stage_chunks(
+fn stage_chunks<D: Decide>(
     first_prime: u64,
     stage_size: usize,
     depth: usize,
     input: Receiver<Vec<u64>>,
     mut out: Sender<Vec<u64>>,
 ) {
-    let mut state = StageState::new(first_prime, stage_size);
+    let mut state = D::new(first_prime, stage_size);
     let mut child = None;
     let mut forward = Vec::with_capacity(CHUNK);
     for chunk in input.iter() {
@@ -131,7 +219,7 @@ fn stage_chunks(
                         .expect("downstream outlives us");
                     let (tx, rx) = bounded(depth);
                     let sink = std::mem::replace(&mut out, tx);
-                    child = Some(spawn("sieve-stage", move || stage_chunks(n, stage_size, depth, rx, sink)));
+                    child = Some(spawn("sieve-stage", move || stage_chunks::<D>(n, stage_size, depth, rx, sink)));
                 }
             }
         }
