@@ -170,6 +170,24 @@ impl<T: Pod, K: Kind> Queue<T, K> {
         Ok(Self::from_region(region, layout, &options, Some(name.into()), true))
     }
 
+    /// The bytes of shared memory a queue made with `options` takes: the length of its segment,
+    /// all of whose pages [`create_with`](Self::create_with) reserves at once. For planning
+    /// before making many queues, or large ones.
+    ///
+    /// ```
+    /// use shm_queue::{Queue, QueueOptions, Spsc};
+    /// let len = Queue::<u64, Spsc>::segment_len(&QueueOptions::with_depth(1000))?;
+    /// assert!(len >= 1024 * 8, "1,024 slots of 8 bytes, and a header");
+    /// # Ok::<(), shm_queue::CreateError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidCapacity`, `InvalidWakeThreshold`, `UnsupportedAlignment`, as `create_with`.
+    pub fn segment_len(options: &QueueOptions) -> Result<usize, CreateError> {
+        options.validate(K::ID)?;
+        Ok(Self::header(options)?.1.total_len)
+    }
+
     /// A queue on the heap with the same layout and algorithm, for threads of one process.
     ///
     /// # Errors
