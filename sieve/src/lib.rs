@@ -16,6 +16,7 @@
 //! - [`summary`]: JSON and one-line run summaries;
 //! - [`draw`]: an SVG picture of the grown pipeline;
 //! - [`pipeline`]: the real thing, every stage its own process on the shmpipe runtime;
+//! - [`shared_memory`]: whether a run's queues fit in the machine's shared memory;
 //! - [`progress`]: a progress line on a terminal's stderr for long runs.
 
 #![warn(missing_docs)]
@@ -28,5 +29,6 @@ pub mod prime_scan;
 pub mod progress;
 pub mod reference;
 pub mod sequential;
+pub mod shared_memory;
 pub mod stage_logic;
 pub mod summary;

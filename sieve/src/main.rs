@@ -28,7 +28,9 @@ struct Cli {
     #[arg(long, default_value_t = 3, value_name = "S")]
     stage_size: u32,
     /// D: items each queue holds (the original's 10; larger for throughput).
-    #[arg(long, default_value_t = 10, value_name = "D")]
+    // The range goes in the parser, so that every out-of-range value gets the same message.
+    #[arg(long, default_value_t = 10, value_name = "D",
+          value_parser = clap::value_parser!(u32).range(1..=shm_queue::MAX_CAPACITY as i64))]
     queue_depth: u32,
     /// How to run: every stage a process, one process without queues, or a plain sieve.
     #[arg(long, value_enum, default_value_t = Mode::Pipeline)]
@@ -160,13 +162,6 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     if cli.stage_size == 0 {
         return Err(usage("--stage-size must be at least 1".into()));
     }
-    if cli.queue_depth == 0 || cli.queue_depth as usize > shm_queue::MAX_CAPACITY {
-        return Err(usage(format!(
-            "--queue-depth must lie in 1..={}, got {}",
-            shm_queue::MAX_CAPACITY,
-            cli.queue_depth
-        )));
-    }
     if cli.draw.is_some() && !matches!(cli.mode, Mode::Pipeline) {
         return Err(usage("--draw pictures the pipeline's processes and queues: use it with --mode pipeline".into()));
     }
@@ -182,6 +177,15 @@ fn check(cli: &Cli) -> Result<(), Failure> {
                 cli.stage_size,
                 sieve::pipeline::MAX_PIPELINE_STAGES
             )));
+        }
+        let config = PipelineConfig {
+            max_number: cli.max_number,
+            stage_size: cli.stage_size as usize,
+            queue_depth: cli.queue_depth as usize,
+            sqrt_cutoff: cli.sqrt_cutoff,
+        };
+        if let Some(shortfall) = sieve::shared_memory::shortfall(&config) {
+            return Err(usage(format!("--queue-depth {}: {shortfall}: use a smaller --queue-depth", cli.queue_depth)));
         }
     }
     Ok(())

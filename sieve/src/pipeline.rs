@@ -108,6 +108,10 @@ pub enum PipelineError {
     /// The configuration cannot be run (a stage size or queue depth beyond 32 bits).
     #[error("invalid pipeline configuration: {0}")]
     Config(&'static str),
+    /// The run's queues would not fit in the machine's shared memory (see
+    /// [`shared_memory`](crate::shared_memory)).
+    #[error("{0}: use a smaller queue depth")]
+    SharedMemory(crate::shared_memory::Shortfall),
     /// The sink carried something that is not a report.
     #[error("malformed stage report on the sink")]
     MalformedReport,
@@ -166,7 +170,7 @@ struct StageArgs {
 /// working together (at depth 8192, waking only for a full ring made N=10^6 7 % slower).
 const EARLY_WAKE_BATCH: usize = 512;
 
-fn queue_options(depth: usize) -> QueueOptions {
+pub(crate) fn queue_options(depth: usize) -> QueueOptions {
     // Wake a sleeping peer only at the ring's edges: waking per item across CPUs costs far more
     // than the item. A stage about to wait on its input wakes its consumer early only for a
     // batch worth it (`EARLY_WAKE_BATCH`); nothing is stranded in a partial ring, as the end
@@ -191,6 +195,9 @@ pub fn run_pipeline(
 ) -> Result<Vec<StageReport>, PipelineError> {
     if u32::try_from(config.stage_size).is_err() || u32::try_from(config.queue_depth).is_err() {
         return Err(PipelineError::Config("a stage size or queue depth beyond 2^32 - 1"));
+    }
+    if let Some(shortfall) = crate::shared_memory::shortfall(config) {
+        return Err(PipelineError::SharedMemory(shortfall));
     }
     // Ask the CPU once, here: the fork server and every stage inherit the answer instead of
     // each trapping to the hypervisor on `cpuid` (5 % of a run's CPU time when they did).

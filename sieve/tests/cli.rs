@@ -180,7 +180,9 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
     let cases: &[(&[&str], &str)] = &[
         (&["--stage-size", "0"], "--stage-size must be at least 1"),
         (&["--max-number", "1"], "--max-number must be at least 2"),
-        (&["--queue-depth", "0"], "--queue-depth must lie in"),
+        (&["--queue-depth", "0"], "0 is not in 1..=1073741824"),
+        (&["--queue-depth", "99999999999"], "99999999999 is not in 1..=1073741824"),
+        (&["--queue-depth", "1073741825"], "1073741825 is not in 1..=1073741824"),
         (&["--max-number", "ten"], "invalid value 'ten'"),
         (&["--max-number", "-5"], "unexpected argument"),
         (&["--stage-size", "99999999999"], "invalid value"),
@@ -189,6 +191,11 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
         (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
         (&["--json", "--stats"], "cannot be used with '--stats'"),
+        // ~280 TiB of rings: beyond any machine, refused before anything is made.
+        (
+            &["--max-number", "1000000000000", "--stage-size", "1000000", "--queue-depth", "1073741824"],
+            "use a smaller --queue-depth",
+        ),
         (&["--mode", "sequential", "--draw", "/tmp/x.svg"], "use it with --mode pipeline"),
     ];
     for (args, needle) in cases {
@@ -204,8 +211,9 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
 
 /// A stage whose work fails (here: its next queue finds `/dev/shm` full) ends the run with one
 /// line that names it and says why, exit 1, and nothing left. Runs in a private mount
-/// namespace whose `/dev/shm` is a 6 MiB tmpfs: the run table and the first two rings fit,
-/// the first stage's ring for its child does not. Needs root and `unshare` (CI has both).
+/// namespace whose `/dev/shm` is a 6 MiB tmpfs: the rings alone would fit (so the run is not
+/// refused up front), but with the run's 4.5 MiB table and spawn queue beside them a stage
+/// some forty deep cannot make its child's ring. Needs root and `unshare` (CI has both).
 #[test]
 fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     // SAFETY: geteuid has no preconditions.
@@ -232,15 +240,15 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A run whose first stage cannot make its child's queue: in a private mount namespace whose
-/// `/dev/shm` is a 6 MiB tmpfs, the run table and the first two rings fit, the next does not.
+/// A run with 81 rings of 36 KiB (80 stages of 1,000 primes, depth 4096) in a private mount
+/// namespace whose `/dev/shm` is a 6 MiB tmpfs: with the run's table, some forty rings fit.
 /// What the run left in that `/dev/shm` (which goes with the namespace) is listed on stdout.
 fn a_run_that_runs_out_of_dev_shm(picture: &std::path::Path) -> Output {
     Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg("mount -t tmpfs -o size=6m tmpfs /dev/shm || exit 99; \"$0\" \"$@\"; code=$?; ls -A /dev/shm; exit $code")
         .arg(env!("CARGO_BIN_EXE_sieve"))
-        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet", "--draw"])
+        .args(["--max-number", "1000000", "--stage-size", "1000", "--queue-depth", "4096", "--quiet", "--draw"])
         .arg(picture)
         .output()
         .unwrap()
