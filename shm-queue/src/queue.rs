@@ -160,8 +160,8 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     ///
     /// # Errors
     /// `InvalidName`, `AlreadyExists`, `PermissionDenied`, `NoSpace` (a full `/dev/shm` is
-    /// reported here, never as SIGBUS later), `InvalidCapacity`, `InvalidWakeThreshold`,
-    /// `UnsupportedAlignment`.
+    /// reported here, never as SIGBUS later), `InvalidCapacity`, `InvalidBound`,
+    /// `InvalidWakeThreshold`, `UnsupportedAlignment`.
     pub fn create_with(name: &str, options: QueueOptions) -> Result<Self, CreateError> {
         let shm_name = ShmName::new(name)?;
         options.validate(K::ID)?;
@@ -182,7 +182,8 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     /// ```
     ///
     /// # Errors
-    /// `InvalidCapacity`, `InvalidWakeThreshold`, `UnsupportedAlignment`, as `create_with`.
+    /// `InvalidCapacity`, `InvalidBound`, `InvalidWakeThreshold`, `UnsupportedAlignment`, as
+    /// `create_with`.
     pub fn segment_len(options: &QueueOptions) -> Result<usize, CreateError> {
         options.validate(K::ID)?;
         Ok(Self::header(options)?.1.total_len)
@@ -191,7 +192,7 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     /// A queue on the heap with the same layout and algorithm, for threads of one process.
     ///
     /// # Errors
-    /// `InvalidCapacity`, `InvalidWakeThreshold`, `UnsupportedAlignment`.
+    /// `InvalidCapacity`, `InvalidBound`, `InvalidWakeThreshold`, `UnsupportedAlignment`.
     pub fn on_heap(options: QueueOptions) -> Result<Self, CreateError> {
         options.validate(K::ID)?;
         let (header, layout) = Self::header(&options)?;
