@@ -185,7 +185,7 @@ fn check(cli: &Cli) -> Result<(), Failure> {
             sqrt_cutoff: cli.sqrt_cutoff,
         };
         if let Some(shortfall) = sieve::shared_memory::shortfall(&config) {
-            return Err(usage(format!("--queue-depth {}: {shortfall}: use a smaller --queue-depth", cli.queue_depth)));
+            return Err(usage(format!("--queue-depth {}: {shortfall}", cli.queue_depth)));
         }
     }
     Ok(())

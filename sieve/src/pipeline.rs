@@ -110,7 +110,7 @@ pub enum PipelineError {
     Config(&'static str),
     /// The run's queues would not fit in the machine's shared memory (see
     /// [`shared_memory`](crate::shared_memory)).
-    #[error("{0}: use a smaller queue depth")]
+    #[error("{0}")]
     SharedMemory(crate::shared_memory::Shortfall),
     /// The sink carried something that is not a report.
     #[error("malformed stage report on the sink")]

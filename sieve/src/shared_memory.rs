@@ -1,12 +1,15 @@
 //! Whether a pipeline run's queues fit in the machine's shared memory, asked before it starts.
 //!
-//! Every stage keeps the ring it reads from for its whole life, and a ring's pages are all
-//! reserved when it is made (shm-queue's `posix_fallocate`: a full `/dev/shm` is an error at
-//! creation, never a SIGBUS later). So a run takes about one ring per stage at once, and a
-//! large `--queue-depth` times many stages can ask for more than the machine has. Without this
-//! check such a run fills `/dev/shm` — on most Linux systems sized to half the memory or all of
-//! it — for as long as it grows, before its next ring fails; with it, the run is refused at
-//! once.
+//! A ring's pages are all reserved when it is made (shm-queue's `posix_fallocate`: a full
+//! `/dev/shm` is an error at creation, never a SIGBUS later), and the runtime keeps every ring
+//! of a run until the run ends: one input per stage, the source's for stage 0, and the sink.
+//! So a large `--queue-depth` times many stages can ask for more than the machine has. Without
+//! this check such a run fills `/dev/shm` — on most Linux systems sized to half the memory or
+//! all of it — for as long as it grows, before its next ring fails; with it, the run is refused
+//! at once, naming a depth that fits.
+//!
+//! A container's own memory limit (cgroup `memory.max`) is not consulted: there a run this
+//! check lets through can still meet that limit first.
 
 use std::fmt;
 
@@ -17,16 +20,20 @@ use crate::pipeline::PipelineConfig;
 /// A run that needs more shared memory than the machine has free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shortfall {
-    /// Queues the run makes at least: the source's, and one per stage it needs at least.
+    /// Rings the run makes at least: one input per stage, the source's for stage 0 (counted
+    /// as stage 0's), and the sink.
     pub queues: u64,
-    /// Bytes of one queue's segment.
+    /// Bytes of one ring's segment.
     pub queue_len: u64,
-    /// Bytes free: the least of `/dev/shm`'s free space and the memory available.
+    /// Bytes free: the lesser of `/dev/shm`'s free space and `MemAvailable` + `SwapFree`.
     pub available: u64,
+    /// The largest queue depth whose rings would fit (`None`: not even depth 1, so fewer
+    /// stages — a larger stage size — are needed).
+    pub fitting_depth: Option<u64>,
 }
 
 impl Shortfall {
-    /// Bytes the run's queues take at least.
+    /// Bytes the run's rings take at least.
     pub fn needed(&self) -> u64 {
         self.queues.saturating_mul(self.queue_len)
     }
@@ -36,13 +43,17 @@ impl fmt::Display for Shortfall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the run needs at least {} of shared memory ({} queues of {}), more than the {} free \
-             in {SHM_DIR} and memory",
+            "the run needs at least {} of shared memory ({} rings of {}), more than the {} free (the \
+             lesser of {SHM_DIR}'s free space and available memory)",
             Bytes(self.needed()),
             self.queues,
             Bytes(self.queue_len),
             Bytes(self.available)
-        )
+        )?;
+        match self.fitting_depth {
+            Some(depth) => write!(f, ": a queue depth of at most {depth} fits"),
+            None => write!(f, ": not even a queue depth of 1 fits; a larger stage size (fewer stages) would"),
+        }
     }
 }
 
@@ -57,7 +68,8 @@ impl fmt::Display for Bytes {
         }
         let mut value = self.0 as f64 / 1024.0;
         let mut unit = 0;
-        while value >= 1024.0 && unit + 1 < UNITS.len() {
+        // Decided on the rounded value: 1,048,575 bytes is "1.0 MiB", not "1024.0 KiB".
+        while (value * 10.0).round() >= 10240.0 && unit + 1 < UNITS.len() {
             value /= 1024.0;
             unit += 1;
         }
@@ -65,35 +77,72 @@ impl fmt::Display for Bytes {
     }
 }
 
-/// The queues a run with `config` makes at least, and the length of each.
-///
-/// Counts the stages from the primes up to N — exactly up to [`EXACT_UP_TO`], from a lower
-/// bound beyond — so a run refused here would certainly not fit.
+/// Rings for a run of `stage_size` with `primes` primes: one per stage (⌈primes / S⌉, at
+/// least one; a stage size of 0 never spawns, so one stage) and the sink.
+fn rings_for(primes: u64, stage_size: usize) -> u64 {
+    let stages = if stage_size == 0 { 1 } else { primes.div_ceil(stage_size as u64).max(1) };
+    stages + 1
+}
+
+/// Bytes of one ring of the pipeline with `depth` items (`None`: no valid depth).
+fn ring_len(depth: usize) -> Option<u64> {
+    Queue::<u64, Spsc>::segment_len(&crate::pipeline::queue_options(depth)).ok().map(|len| len as u64)
+}
+
+/// The rings a run with `config` makes, and the length of each: counted from π(N) itself up
+/// to [`EXACT_UP_TO`], from a lower bound beyond (so at least that many). `None` for a queue
+/// depth no queue can have.
 pub fn queues_needed(config: &PipelineConfig) -> Option<(u64, u64)> {
     let primes = if config.max_number <= EXACT_UP_TO {
         crate::reference::count_primes_up_to(config.max_number)
     } else {
         crate::reference::prime_count_lower_bound(config.max_number)
     };
-    let stages = primes.div_ceil(config.stage_size.max(1) as u64).max(1);
-    let options = crate::pipeline::queue_options(config.queue_depth);
-    let queue_len = Queue::<u64, Spsc>::segment_len(&options).ok()? as u64;
-    // Stage k ≥ 1 reads a ring its parent made; stage 0 reads the source's; the root reads the
-    // sink.
-    Some((stages + 1, queue_len))
+    Some((rings_for(primes, config.stage_size), ring_len(config.queue_depth)?))
 }
 
-/// Up to here the stages are counted from π(N) itself (a few ms of sieving at most, against a
-/// run of seconds); the lower bound is loose for small N (it says 0 primes below 17).
+/// Up to here, a run near the limit is judged on π(N) itself (a few ms of sieving at most,
+/// against a run of seconds); the lower bound is loose for small N (it says 0 primes below 17).
 pub const EXACT_UP_TO: u64 = 10_000_000;
 
-/// `Some` when the run's queues cannot fit in what is free now; `None` when they can, or when
-/// neither `/dev/shm` nor `/proc/meminfo` can be read.
+/// `Some` when the run's rings cannot fit in what is free now; `None` when they can, when the
+/// queue depth is not one a queue can have, or when neither `/dev/shm` nor `/proc/meminfo`
+/// can be read.
+///
+/// Cheap for runs far from the limit: π(N) is sieved only when its bounds leave the answer
+/// open.
 pub fn shortfall(config: &PipelineConfig) -> Option<Shortfall> {
-    let (queues, queue_len) = queues_needed(config)?;
+    let queue_len = ring_len(config.queue_depth)?;
     let available = available()?;
-    let shortfall = Shortfall { queues, queue_len, available };
-    (shortfall.needed() > available).then_some(shortfall)
+    let n = config.max_number;
+    let fits = |primes: u64| rings_for(primes, config.stage_size).saturating_mul(queue_len) <= available;
+    let lower = crate::reference::prime_count_lower_bound(n);
+    let primes = if !fits(lower) {
+        lower
+    } else if n > EXACT_UP_TO || fits(crate::reference::prime_count_upper_bound(n) as u64) {
+        return None;
+    } else {
+        let exact = crate::reference::count_primes_up_to(n);
+        if fits(exact) {
+            return None;
+        }
+        exact
+    };
+    let queues = rings_for(primes, config.stage_size);
+    // The depth to name must fit the rings the run really makes: counted exactly, or from an
+    // upper bound beyond the exact range.
+    let most_primes = if n <= EXACT_UP_TO {
+        crate::reference::count_primes_up_to(n)
+    } else {
+        crate::reference::prime_count_upper_bound(n) as u64
+    };
+    let budget = available / rings_for(most_primes, config.stage_size);
+    // A ring holds a power of two of items, so the depths worth naming are powers of two.
+    let fitting_depth = (0..=shm_queue::MAX_CAPACITY.ilog2())
+        .rev()
+        .map(|k| 1u64 << k)
+        .find(|&depth| ring_len(depth as usize).is_some_and(|len| len <= budget));
+    Some(Shortfall { queues, queue_len, available, fitting_depth })
 }
 
 /// The least of `/dev/shm`'s free space and the memory available (shared memory is memory,
@@ -108,6 +157,10 @@ fn free_in_shm_dir() -> Option<u64> {
     let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: a NUL-terminated path and a valid out-pointer.
     if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
+        return None;
+    }
+    // A tmpfs mounted without a size limit reports no blocks at all: only memory limits it.
+    if stats.f_blocks == 0 {
         return None;
     }
     Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
@@ -134,38 +187,49 @@ mod tests {
 
     #[test]
     fn a_small_run_fits() {
+        // 97 rings of ~36 KiB: under 4 MiB, which any machine running these tests has free.
         assert_eq!(shortfall(&config(100_000, 100, 4096)), None);
     }
 
     #[test]
-    fn a_run_beyond_any_machine_is_refused() {
+    fn a_run_beyond_any_machine_is_refused_naming_a_depth_that_fits() {
         // ≥ 36,000 stages of 8 GiB rings: ~280 TiB.
         let refused = shortfall(&config(1_000_000_000_000, 1_000_000, 1 << 30)).expect("refused");
         assert!(refused.queues > 36_000, "{refused:?}");
         assert!(refused.queue_len >= 8 << 30, "{refused:?}");
         assert!(refused.needed() > refused.available);
+        let depth = refused.fitting_depth.expect("a depth of 1 fits 40,000 rings on any test machine");
+        // The named depth fits the most rings the run can make (π(N) from above), the next
+        // power of two does not fit even the fewest.
+        let most = rings_for(crate::reference::prime_count_upper_bound(1_000_000_000_000) as u64, 1_000_000);
+        assert!(ring_len(depth as usize).unwrap() * most <= refused.available, "the named depth fits");
+        assert!(ring_len(2 * depth as usize).unwrap() * refused.queues > refused.available);
         let message = refused.to_string();
         assert!(message.contains("TiB of shared memory") && message.contains("GiB)"), "{message}");
+        assert!(message.ends_with(&format!("a queue depth of at most {depth} fits")), "{message}");
     }
 
     #[test]
-    fn queues_are_counted_per_stage_plus_the_source_s() {
-        // π(10^6) = 78,498: 785 stages of 100, and the source's queue.
+    fn queues_are_counted_per_stage_plus_the_sink() {
+        // π(10^6) = 78,498: 785 stages of 100, and the sink.
         let (queues, queue_len) = queues_needed(&config(1_000_000, 100, 8192)).unwrap();
         assert_eq!(queues, 786);
         assert!(queue_len >= 8192 * 8, "{queue_len}");
         // 2, 3, 5 | 7: two stages.
         assert_eq!(queues_needed(&config(10, 3, 10)).unwrap().0, 3);
-        assert_eq!(queues_needed(&config(2, 3, 10)).unwrap().0, 2, "stage 0 and the source's queue at least");
+        assert_eq!(queues_needed(&config(2, 3, 10)).unwrap().0, 2, "stage 0 and the sink at least");
+        assert_eq!(queues_needed(&config(1_000_000, 0, 10)).unwrap().0, 2, "a stage size of 0 never spawns");
         // Beyond the exact count, a lower bound: π(10^9) = 50,847,534, the bound 48,254,942.
         let (queues, _) = queues_needed(&config(1_000_000_000, 1000, 10)).unwrap();
         assert!((48_000..=50_849).contains(&queues), "{queues}");
+        assert_eq!(queues_needed(&config(100, 3, 0)), None, "no ring has depth 0");
     }
 
     #[test]
     fn bytes_read_like_a_person_would_write_them() {
         assert_eq!(Bytes(512).to_string(), "512 B");
         assert_eq!(Bytes(64 * 1024).to_string(), "64.0 KiB");
+        assert_eq!(Bytes((1 << 20) - 1).to_string(), "1.0 MiB");
         assert_eq!(Bytes(3 << 29).to_string(), "1.5 GiB");
         assert_eq!(Bytes(u64::MAX).to_string(), "16.0 EiB");
     }

@@ -1,6 +1,7 @@
 //! The `sieve` binary end to end: output, modes, verification, bad arguments, failures.
 //! Each test runs the binary as a child process (fork + exec, safe from a threaded harness).
 
+use sieve::pipeline::PipelineConfig;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -191,13 +192,21 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
         (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
         (&["--json", "--stats"], "cannot be used with '--stats'"),
-        // ~280 TiB of rings: beyond any machine, refused before anything is made.
+        // ~280 TiB of rings: beyond any machine, refused before anything is made (checked
+        // below to be refused, so that this case can never start such a run).
         (
             &["--max-number", "1000000000000", "--stage-size", "1000000", "--queue-depth", "1073741824"],
-            "use a smaller --queue-depth",
+            "a queue depth of at most",
         ),
         (&["--mode", "sequential", "--draw", "/tmp/x.svg"], "use it with --mode pipeline"),
     ];
+    let huge = PipelineConfig {
+        max_number: 1_000_000_000_000,
+        stage_size: 1_000_000,
+        queue_depth: 1 << 30,
+        sqrt_cutoff: false,
+    };
+    assert!(sieve::shared_memory::shortfall(&huge).is_some(), "the machine can tell what it has free");
     for (args, needle) in cases {
         let out = sieve(args);
         assert!(!out.status.success(), "{args:?} must fail");
@@ -240,7 +249,27 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A run with 81 rings of 36 KiB (80 stages of 1,000 primes, depth 4096) in a private mount
+/// A `/dev/shm` mounted without a size limit reports no blocks at all (`statvfs`): the run is
+/// judged on memory alone, not refused for "0 B free". Needs root and `unshare`, as above.
+#[test]
+fn an_unlimited_dev_shm_does_not_read_as_full() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and unshare for a private /dev/shm");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=0 tmpfs /dev/shm || exit 99; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_sieve"))
+        .args(["--max-number", "10000", "--stage-size", "100", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("count=1229 "), "{}", stdout(&out));
+}
+
+/// A run with 80 rings of 36 KiB (79 stages of 1,000 primes, depth 4096, and the sink) in a private mount
 /// namespace whose `/dev/shm` is a 6 MiB tmpfs: with the run's table, some forty rings fit.
 /// What the run left in that `/dev/shm` (which goes with the namespace) is listed on stdout.
 fn a_run_that_runs_out_of_dev_shm(picture: &std::path::Path) -> Output {
