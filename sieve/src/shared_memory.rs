@@ -89,16 +89,23 @@ fn ring_len(depth: usize) -> Option<u64> {
     Queue::<u64, Spsc>::segment_len(&crate::pipeline::queue_options(depth)).ok().map(|len| len as u64)
 }
 
+/// π(N) from below and from above: π(N) itself for both up to [`EXACT_UP_TO`], its bounds
+/// beyond.
+fn prime_count_range(n: u64) -> (u64, u64) {
+    if n <= EXACT_UP_TO {
+        let exact = crate::reference::count_primes_up_to(n);
+        (exact, exact)
+    } else {
+        (crate::reference::prime_count_lower_bound(n), crate::reference::prime_count_upper_bound(n) as u64)
+    }
+}
+
 /// The rings a run with `config` makes, and the length of each: counted from π(N) itself up
 /// to [`EXACT_UP_TO`], from a lower bound beyond (so at least that many). `None` for a queue
 /// depth no queue can have.
 pub fn queues_needed(config: &PipelineConfig) -> Option<(u64, u64)> {
-    let primes = if config.max_number <= EXACT_UP_TO {
-        crate::reference::count_primes_up_to(config.max_number)
-    } else {
-        crate::reference::prime_count_lower_bound(config.max_number)
-    };
-    Some((rings_for(primes, config.stage_size), ring_len(config.queue_depth)?))
+    let (fewest_primes, _) = prime_count_range(config.max_number);
+    Some((rings_for(fewest_primes, config.stage_size), ring_len(config.queue_depth)?))
 }
 
 /// Up to here, a run near the limit is judged on π(N) itself (a few ms of sieving at most,
@@ -116,33 +123,21 @@ pub fn shortfall(config: &PipelineConfig) -> Option<Shortfall> {
     let available = available()?;
     let n = config.max_number;
     let fits = |primes: u64| rings_for(primes, config.stage_size).saturating_mul(queue_len) <= available;
-    let lower = crate::reference::prime_count_lower_bound(n);
-    let primes = if !fits(lower) {
-        lower
-    } else if n > EXACT_UP_TO || fits(crate::reference::prime_count_upper_bound(n) as u64) {
+    if fits(crate::reference::prime_count_upper_bound(n) as u64) {
         return None;
-    } else {
-        let exact = crate::reference::count_primes_up_to(n);
-        if fits(exact) {
-            return None;
-        }
-        exact
-    };
-    let queues = rings_for(primes, config.stage_size);
-    // The depth to name must fit the rings the run really makes: counted exactly, or from an
-    // upper bound beyond the exact range.
-    let most_primes = if n <= EXACT_UP_TO {
-        crate::reference::count_primes_up_to(n)
-    } else {
-        crate::reference::prime_count_upper_bound(n) as u64
-    };
+    }
+    let (fewest_primes, most_primes) = prime_count_range(n);
+    if fits(fewest_primes) {
+        return None;
+    }
+    // The depth to name must fit the most rings the run can make.
     let budget = available / rings_for(most_primes, config.stage_size);
     // A ring holds a power of two of items, so the depths worth naming are powers of two.
     let fitting_depth = (0..=shm_queue::MAX_CAPACITY.ilog2())
         .rev()
         .map(|k| 1u64 << k)
         .find(|&depth| ring_len(depth as usize).is_some_and(|len| len <= budget));
-    Some(Shortfall { queues, queue_len, available, fitting_depth })
+    Some(Shortfall { queues: rings_for(fewest_primes, config.stage_size), queue_len, available, fitting_depth })
 }
 
 /// The least of `/dev/shm`'s free space and the memory available (shared memory is memory,
