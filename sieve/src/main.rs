@@ -151,6 +151,16 @@ impl Drop for Picture {
     }
 }
 
+/// The pipeline the command line asks for.
+fn pipeline_config(cli: &Cli) -> PipelineConfig {
+    PipelineConfig {
+        max_number: cli.max_number,
+        stage_size: cli.stage_size as usize,
+        queue_depth: cli.queue_depth as usize,
+        sqrt_cutoff: cli.sqrt_cutoff,
+    }
+}
+
 fn usage(message: String) -> Failure {
     Failure { message, code: 2 }
 }
@@ -178,12 +188,7 @@ fn check(cli: &Cli) -> Result<(), Failure> {
                 sieve::pipeline::MAX_PIPELINE_STAGES
             )));
         }
-        let config = PipelineConfig {
-            max_number: cli.max_number,
-            stage_size: cli.stage_size as usize,
-            queue_depth: cli.queue_depth as usize,
-            sqrt_cutoff: cli.sqrt_cutoff,
-        };
+        let config = pipeline_config(cli);
         if let Some(shortfall) = sieve::shared_memory::shortfall(&config) {
             return Err(usage(format!("--queue-depth {}: {shortfall}", cli.queue_depth)));
         }
@@ -295,12 +300,7 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
     };
     match cli.mode {
         Mode::Pipeline => {
-            let config = PipelineConfig {
-                max_number: cli.max_number,
-                stage_size: cli.stage_size as usize,
-                queue_depth: cli.queue_depth as usize,
-                sqrt_cutoff: cli.sqrt_cutoff,
-            };
+            let config = pipeline_config(cli);
             let mut collected = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
             let stages = run_pipeline(&config, |p| take(p, &mut collected)).map_err(pipeline_failure)?;
             outcome = Outcome { stages, ..collected };
