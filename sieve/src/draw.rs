@@ -30,17 +30,26 @@ const KEEP_HEAD: usize = 10;
 const KEEP_TAIL: usize = 5;
 /// Boxes per row.
 const PER_ROW: usize = 8;
-const BOX_W: usize = 150;
+/// A box's width unless its text needs more.
+const MIN_BOX_W: usize = 150;
 const BOX_H: usize = 88;
-/// Horizontal room for an arrow and its labels.
-const GAP: usize = 84;
+/// Horizontal room for an arrow and its labels, unless a label needs more.
+const MIN_GAP: usize = 84;
+/// Room kept between a box's edge and its text, and at either end of an arrow's label.
+const PAD: usize = 6;
+/// Advance of one character of a box's 12 px text, in tenths of a pixel (0.6 em: monospace,
+/// and wider than the digits and most letters of any sans-serif heading).
+const BOX_CHAR_TENTHS: usize = 72;
+/// Advance of one character of an arrow's 11 px label, in tenths of a pixel (0.6 em again).
+const LABEL_CHAR_TENTHS: usize = 66;
 /// Vertical room between rows, for the wrapping arrow and its labels.
 const ROW_GAP: usize = 64;
 const MARGIN: usize = 20;
 const TITLE_H: usize = 36;
 const LEGEND_H: usize = 40;
 const MIN_WIDTH: usize = 600;
-/// Characters of primes per line inside a box (12 px monospace in a 150 px box).
+/// Characters of primes per line inside a box (12 px monospace in a 150 px box); a box grows
+/// only for a single prime, or a count, longer than that.
 const CHARS_PER_LINE: usize = 19;
 /// Primes listed in a box's hover tooltip, at most (a stage may hold millions).
 const TOOLTIP_PRIMES: usize = 64;
@@ -51,6 +60,43 @@ enum Node<'a> {
     Stage { index: usize, stage: &'a StageDrawing },
     Elided { stages: &'a [StageDrawing] },
     Sink,
+}
+
+/// What a box shows.
+struct Content {
+    heading: String,
+    lines: Vec<String>,
+    tooltip: String,
+    fill: &'static str,
+}
+
+/// Sizes shared by every box and arrow, chosen so that the widest text fits: a 20-digit prime,
+/// or a count of 10^8 items, would otherwise run over its box's edge.
+struct Layout {
+    box_w: usize,
+    gap: usize,
+}
+
+impl Layout {
+    fn fitting(contents: &[Content], labels: &[String]) -> Self {
+        let box_text = contents
+            .iter()
+            .flat_map(|c| std::iter::once(&c.heading).chain(&c.lines))
+            .map(|t| t.chars().count())
+            .max()
+            .unwrap_or(0);
+        let label = labels.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+        Self {
+            box_w: (2 * PAD + (box_text * BOX_CHAR_TENTHS).div_ceil(10)).max(MIN_BOX_W),
+            gap: (2 * PAD + (label * LABEL_CHAR_TENTHS).div_ceil(10)).max(MIN_GAP),
+        }
+    }
+
+    /// Top-left corner of the `i`-th box.
+    fn position(&self, i: usize) -> (usize, usize) {
+        let (row, col) = (i / PER_ROW, i % PER_ROW);
+        (MARGIN + col * (self.box_w + self.gap), MARGIN + TITLE_H + row * (BOX_H + ROW_GAP))
+    }
 }
 
 /// Draws the pipeline: `stages` stage 0 first, `sink_items` the numbers main received.
@@ -68,10 +114,29 @@ pub fn draw_svg(stages: &[StageDrawing], sink_items: u64) -> String {
     }
     nodes.push(Node::Sink);
 
+    let source_items = stages.first().map_or(0, |s| s.items_in);
+    let contents: Vec<Content> = nodes.iter().map(|node| content(node, sink_items, source_items)).collect();
+    // The arrow into each box after the source: items passed, and blocked time for stages.
+    let arrows: Vec<(u64, Option<u64>)> = nodes
+        .iter()
+        .skip(1)
+        .map(|node| match node {
+            Node::Stage { stage, .. } => (stage.items_in, Some(stage.blocked_ns)),
+            Node::Elided { stages } => (stages.first().map_or(0, |s| s.items_in), stages.first().map(|s| s.blocked_ns)),
+            Node::Sink => (sink_items, None),
+            Node::Source => (0, None),
+        })
+        .collect();
+    let labels: Vec<String> = arrows
+        .iter()
+        .flat_map(|&(items, blocked)| std::iter::once(items.to_string()).chain(blocked.map(blocked_label)))
+        .collect();
+    let layout = Layout::fitting(&contents, &labels);
+
     let cols = nodes.len().min(PER_ROW);
     let rows = nodes.len().div_ceil(PER_ROW);
     // At least wide enough for the title and the legend.
-    let width = (2 * MARGIN + cols * (BOX_W + GAP) - GAP).max(MIN_WIDTH);
+    let width = (2 * MARGIN + cols * (layout.box_w + layout.gap) - layout.gap).max(MIN_WIDTH);
     let height = 2 * MARGIN + TITLE_H + rows * (BOX_H + ROW_GAP) - ROW_GAP + LEGEND_H;
 
     let mut svg = String::with_capacity(4096 + nodes.len() * 1024);
@@ -97,18 +162,11 @@ pub fn draw_svg(stages: &[StageDrawing], sink_items: u64) -> String {
         sink_items
     );
 
-    for (i, node) in nodes.iter().enumerate() {
-        let (x, y) = position(i);
-        draw_box(&mut svg, node, x, y, sink_items, stages.first().map_or(0, |s| s.items_in));
+    for (i, content) in contents.iter().enumerate() {
+        draw_box(&mut svg, &layout, content, i);
     }
-    for (i, node) in nodes.iter().enumerate().skip(1) {
-        let (items, blocked) = match node {
-            Node::Stage { stage, .. } => (stage.items_in, Some(stage.blocked_ns)),
-            Node::Elided { stages } => (stages.first().map_or(0, |s| s.items_in), stages.first().map(|s| s.blocked_ns)),
-            Node::Sink => (sink_items, None),
-            Node::Source => (0, None),
-        };
-        draw_arrow(&mut svg, i - 1, i, items, blocked);
+    for (i, &(items, blocked)) in arrows.iter().enumerate() {
+        draw_arrow(&mut svg, &layout, i, i + 1, items, blocked);
     }
 
     let legend_y = height - MARGIN - LEGEND_H + 20;
@@ -123,14 +181,8 @@ pub fn draw_svg(stages: &[StageDrawing], sink_items: u64) -> String {
     svg
 }
 
-/// Top-left corner of the `i`-th box.
-fn position(i: usize) -> (usize, usize) {
-    let (row, col) = (i / PER_ROW, i % PER_ROW);
-    (MARGIN + col * (BOX_W + GAP), MARGIN + TITLE_H + row * (BOX_H + ROW_GAP))
-}
-
-/// One box with its heading, its content lines and a hover tooltip.
-fn draw_box(svg: &mut String, node: &Node<'_>, x: usize, y: usize, sink_items: u64, source_items: u64) {
+/// What `node`'s box shows: its heading, its content lines and a hover tooltip.
+fn content(node: &Node<'_>, sink_items: u64, source_items: u64) -> Content {
     let (heading, lines, tooltip, fill) = match node {
         Node::Source => ("source".to_owned(), vec![format!("{source_items} numbers")], String::new(), "#e8f0fe"),
         Node::Sink => ("main (sink)".to_owned(), vec![format!("{sink_items} primes")], String::new(), "#e6f4ea"),
@@ -147,23 +199,31 @@ fn draw_box(svg: &mut String, node: &Node<'_>, x: usize, y: usize, sink_items: u
             (format!("\u{2026} {} more stages \u{2026}", stages.len()), lines, String::new(), "#eeeeee")
         }
     };
+    Content { heading, lines, tooltip, fill }
+}
+
+/// The `i`-th box.
+fn draw_box(svg: &mut String, layout: &Layout, content: &Content, i: usize) {
+    let Content { heading, lines, tooltip, fill } = content;
+    let (x, y) = layout.position(i);
+    let box_w = layout.box_w;
     let _ = write!(svg, "<g>");
     if !tooltip.is_empty() {
-        let _ = write!(svg, "<title>{}</title>", escape(&tooltip));
+        let _ = write!(svg, "<title>{}</title>", escape(tooltip));
     }
     let _ = write!(
         svg,
-        "<rect x=\"{x}\" y=\"{y}\" width=\"{BOX_W}\" height=\"{BOX_H}\" rx=\"6\" fill=\"{fill}\" stroke=\"#333\"/>\
+        "<rect x=\"{x}\" y=\"{y}\" width=\"{box_w}\" height=\"{BOX_H}\" rx=\"6\" fill=\"{fill}\" stroke=\"#333\"/>\
          <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>",
-        x + BOX_W / 2,
+        x + box_w / 2,
         y + 18,
-        escape(&heading)
+        escape(heading)
     );
     for (k, line) in lines.iter().enumerate() {
         let _ = write!(
             svg,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-family=\"monospace\">{}</text>",
-            x + BOX_W / 2,
+            x + box_w / 2,
             y + 38 + k * 16,
             escape(line)
         );
@@ -171,13 +231,19 @@ fn draw_box(svg: &mut String, node: &Node<'_>, x: usize, y: usize, sink_items: u
     svg.push_str("</g>\n");
 }
 
+/// An arrow's second label: the time the receiving stage spent blocked.
+fn blocked_label(ns: u64) -> String {
+    format!("blk {}", format_ns(ns))
+}
+
 /// The arrow from box `from` to box `to`, labelled with `items` and, for stages, `blocked`.
-fn draw_arrow(svg: &mut String, from: usize, to: usize, items: u64, blocked: Option<u64>) {
-    let (x1, y1) = position(from);
-    let (x2, y2) = position(to);
-    let blocked_label = blocked.map(|ns| format!("blk {}", format_ns(ns)));
+fn draw_arrow(svg: &mut String, layout: &Layout, from: usize, to: usize, items: u64, blocked: Option<u64>) {
+    let (x1, y1) = layout.position(from);
+    let (x2, y2) = layout.position(to);
+    let box_w = layout.box_w;
+    let blocked_label = blocked.map(blocked_label);
     if y1 == y2 {
-        let (ax, bx, cy) = (x1 + BOX_W, x2, y1 + BOX_H / 2);
+        let (ax, bx, cy) = (x1 + box_w, x2, y1 + BOX_H / 2);
         let mid = (ax + bx) / 2;
         let _ = write!(
             svg,
@@ -195,8 +261,8 @@ fn draw_arrow(svg: &mut String, from: usize, to: usize, items: u64, blocked: Opt
         }
     } else {
         // Down from the last box of a row, back left, down into the first box of the next row.
-        let (sx, sy) = (x1 + BOX_W / 2, y1 + BOX_H);
-        let (ex, ey) = (x2 + BOX_W / 2, y2);
+        let (sx, sy) = (x1 + box_w / 2, y1 + BOX_H);
+        let (ex, ey) = (x2 + box_w / 2, y2);
         let my = sy + ROW_GAP / 2;
         let _ = write!(
             svg,
@@ -388,6 +454,41 @@ mod tests {
         assert_eq!(prime_lines(&[2, 3, 5]), vec!["2 3 5".to_owned()]);
         let svg = draw_svg(&drawings(&r.stages), 0);
         assert!(svg.contains("(436 more)"));
+    }
+
+    /// `(x, width)` of every `<rect>` but the background, which comes first.
+    fn boxes(svg: &str) -> Vec<(usize, usize)> {
+        let attribute = |rect: &str, name: &str| -> usize {
+            let value = rect.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next());
+            value.unwrap().parse().unwrap()
+        };
+        svg.split("<rect").skip(2).map(|r| (attribute(r, "x"), attribute(r, "width"))).collect()
+    }
+
+    #[test]
+    fn boxes_and_gaps_grow_for_long_numbers() {
+        // Small numbers keep the default sizes: every line was wrapped for them.
+        let r = run_sequential(100_000, 100, false);
+        let svg = draw_svg(&drawings(&r.stages), r.primes.len() as u64);
+        assert!(boxes(&svg).iter().all(|&(_, w)| w == MIN_BOX_W), "{:?}", boxes(&svg));
+        assert_eq!(boxes(&svg)[1].0 - boxes(&svg)[0].0, MIN_BOX_W + MIN_GAP);
+
+        // The largest primes below 2^64, and counts of 20 digits: no line may run past its
+        // box, nor a label past its gap, at 0.6 em a character.
+        let big = vec![18_446_744_073_709_551_557u64, 18_446_744_073_709_551_533];
+        let stage = StageDrawing { primes: big, items_in: u64::MAX, items_out: u64::MAX, blocked_ns: 1 };
+        let lines = content(&Node::Stage { index: 0, stage: &stage }, 0, 0).lines;
+        let widest = lines.iter().map(|l| l.chars().count()).max().unwrap();
+        assert!(widest > 2 * 20, "{lines:?}");
+        let svg = draw_svg(std::slice::from_ref(&stage), u64::MAX);
+        let drawn = boxes(&svg);
+        for &(_, w) in &drawn {
+            assert!(w * 10 >= widest * BOX_CHAR_TENTHS + 2 * PAD * 10, "box {w} px for {widest} characters");
+        }
+        let gap = drawn[1].0 - drawn[0].0 - drawn[0].1;
+        assert!(gap * 10 >= 20 * LABEL_CHAR_TENTHS + 2 * PAD * 10, "gap {gap} px for a 20-digit label");
+        assert!(svg.contains("18446744073709551557"));
+        assert!(tags_balance(&svg));
     }
 
     #[test]
