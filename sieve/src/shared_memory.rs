@@ -8,8 +8,9 @@
 //! all of it — for as long as it grows, before its next ring fails; with it, the run is refused
 //! at once, naming a depth that fits.
 //!
-//! A container's own memory limit (cgroup `memory.max`) is not consulted: there a run this
-//! check lets through can still meet that limit first.
+//! Free memory is the least of three: `/dev/shm`'s free space, the machine's available memory
+//! and swap, and what this process's memory cgroup (a container's or a job's limit) still
+//! allows ([`memory_limit`](crate::memory_limit)).
 
 use std::fmt;
 
@@ -25,7 +26,8 @@ pub struct Shortfall {
     pub queues: u64,
     /// Bytes of one ring's segment.
     pub queue_len: u64,
-    /// Bytes free: the lesser of `/dev/shm`'s free space and `MemAvailable` + `SwapFree`.
+    /// Bytes free: the least of `/dev/shm`'s free space, `MemAvailable` + `SwapFree`, and the
+    /// room left under the memory cgroup's limit.
     pub available: u64,
     /// The largest queue depth whose rings would fit (`None`: not even depth 1, so fewer
     /// stages — a larger stage size — are needed).
@@ -44,7 +46,7 @@ impl fmt::Display for Shortfall {
         write!(
             f,
             "the run needs at least {} of shared memory ({} rings of {}), more than the {} free (the \
-             lesser of {SHM_DIR}'s free space and available memory)",
+             least of {SHM_DIR}'s free space, available memory and the memory cgroup's limit)",
             Bytes(self.needed()),
             self.queues,
             Bytes(self.queue_len),
@@ -113,8 +115,8 @@ pub fn queues_needed(config: &PipelineConfig) -> Option<(u64, u64)> {
 pub const EXACT_UP_TO: u64 = 10_000_000;
 
 /// `Some` when the run's rings cannot fit in what is free now; `None` when they can, when the
-/// queue depth is not one a queue can have, or when neither `/dev/shm` nor `/proc/meminfo`
-/// can be read.
+/// queue depth is not one a queue can have, or when neither `/dev/shm`, `/proc/meminfo` nor
+/// a memory cgroup can be read.
 ///
 /// Cheap for runs far from the limit: π(N) is sieved only when its bounds leave the answer
 /// open.
@@ -140,10 +142,12 @@ pub fn shortfall(config: &PipelineConfig) -> Option<Shortfall> {
     Some(Shortfall { queues: rings_for(fewest_primes, config.stage_size), queue_len, available, fitting_depth })
 }
 
-/// The least of `/dev/shm`'s free space and the memory available (shared memory is memory,
-/// or swap, whatever the file system's size says).
+/// The least of `/dev/shm`'s free space, the memory available (shared memory is memory, or
+/// swap, whatever the file system's size says) and the room under the cgroup's limit.
 fn available() -> Option<u64> {
-    [free_in_shm_dir(), memory_available()].into_iter().flatten().min()
+    let (memory, swap_free) = memory_available().unzip();
+    let cgroup = crate::memory_limit::cgroup_room(swap_free.unwrap_or(0));
+    [free_in_shm_dir(), memory.map(|m| m.saturating_add(swap_free.unwrap_or(0))), cgroup].into_iter().flatten().min()
 }
 
 fn free_in_shm_dir() -> Option<u64> {
@@ -161,15 +165,15 @@ fn free_in_shm_dir() -> Option<u64> {
     Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
 }
 
-/// `MemAvailable` plus `SwapFree`, from `/proc/meminfo`.
-fn memory_available() -> Option<u64> {
+/// `MemAvailable` and `SwapFree` (0 if absent), from `/proc/meminfo`.
+fn memory_available() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = text.lines().find(|line| line.starts_with(name))?;
         let kib: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
         Some(kib.saturating_mul(1024))
     };
-    Some(field("MemAvailable:")?.saturating_add(field("SwapFree:").unwrap_or(0)))
+    Some((field("MemAvailable:")?, field("SwapFree:").unwrap_or(0)))
 }
 
 #[cfg(test)]

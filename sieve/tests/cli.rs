@@ -269,6 +269,55 @@ fn an_unlimited_dev_shm_does_not_read_as_full() {
     assert!(stdout(&out).starts_with("count=1229 "), "{}", stdout(&out));
 }
 
+/// A run under a memory cgroup's limit that its rings cannot fit in is refused up front, however
+/// much `/dev/shm` and the machine have free (before the check, such a run had the kernel's
+/// OOM killer end it, and its segments stayed behind). Makes a child of this process's memory
+/// cgroup with a 64 MiB limit; needs root and a writable cgroup file system (CI has both).
+#[test]
+fn a_run_beyond_the_memory_cgroups_limit_is_refused() {
+    let Some(parent) = sieve::memory_limit::memory_cgroup_dir() else {
+        eprintln!("skipped: no memory cgroup to read");
+        return;
+    };
+    let dir = parent.join(format!("sieve-test-{}", std::process::id()));
+    let limited = std::fs::create_dir(&dir).is_ok()
+        && ["memory.limit_in_bytes", "memory.max"]
+            .iter()
+            .any(|file| std::fs::write(dir.join(file), "67108864").is_ok());
+    if !limited {
+        let _ = std::fs::remove_dir(&dir);
+        eprintln!("skipped: cannot make a memory cgroup with a limit under {}", parent.display());
+        return;
+    }
+    let in_cgroup = |args: &[&str]| {
+        Command::new("sh")
+            .arg("-c")
+            .arg("echo $$ > \"$0/cgroup.procs\" || exit 99; exec \"$@\"")
+            .arg(&dir)
+            .arg(env!("CARGO_BIN_EXE_sieve"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // 786 rings of 516 KiB: ~396 MiB.
+    let refused = in_cgroup(&["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "65536", "--quiet"]);
+    let fits = in_cgroup(&["--max-number", "100000", "--stage-size", "100", "--queue-depth", "1024", "--quiet"]);
+    // The processes have exited; the cgroup goes once the kernel has let them go.
+    for _ in 0..100 {
+        if std::fs::remove_dir(&dir).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("the memory cgroup's limit") && err.contains("a queue depth of at most"), "{err}");
+    assert!(fits.status.success(), "a run that fits is not refused: {}", stderr(&fits));
+    assert!(stdout(&fits).starts_with("count=9592 "), "{}", stdout(&fits));
+    assert!(!dir.exists(), "the test's cgroup is removed");
+}
+
 /// A run with 80 rings of 36 KiB (79 stages of 1,000 primes, depth 4096, and the sink) in a private mount
 /// namespace whose `/dev/shm` is a 6 MiB tmpfs: with the run's table, some forty rings fit.
 /// What the run left in that `/dev/shm` (which goes with the namespace) is listed on stdout.
