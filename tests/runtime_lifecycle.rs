@@ -30,6 +30,8 @@ fn main() {
         many_stages_from_the_root_all_run_and_join,
         every_stage_knows_its_own_identity_as_proc_has_it,
         ps_shows_the_server_and_each_stage_by_name,
+        stages_go_before_the_root_and_the_server_when_memory_runs_out,
+        a_stage_the_oom_killer_ends_is_reported_as_out_of_memory,
     ]);
 }
 
@@ -466,4 +468,93 @@ fn ps_shows_the_server_and_each_stage_by_name() {
     let server = std::fs::read_to_string(format!("/proc/{}/comm", run.server_pid())).unwrap();
     assert_eq!(server.trim_end(), runtime::SERVER_NAME);
     run.finish().unwrap();
+}
+
+/// A process's `oom_score_adj` (`self`: this one's).
+fn oom_score_adj(pid: &str) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap().trim().parse().unwrap()
+}
+
+fn oom_check(_run: &RunHandle, _: u64) -> StageResult {
+    Ok(oom_score_adj("self") as u64)
+}
+
+/// Stages are forked with a higher `oom_score_adj` than the root's and the server's, which
+/// keep theirs (the server raises its own only around each fork).
+fn stages_go_before_the_root_and_the_server_when_memory_runs_out() {
+    let root = oom_score_adj("self");
+    let mut rt = Runtime::builder();
+    let check = rt.register("oom", oom_check);
+    let run = rt.start().unwrap();
+    // Half the kernel's scale above the root's, within its range (-1000..=1000).
+    let expected = (root + 500).min(1000);
+    assert!(expected > root || root == 1000, "{root}");
+    for _ in 0..20 {
+        assert_eq!(run.spawn(check, &0u64).unwrap().join().unwrap().result as i64, expected);
+    }
+    assert_eq!(oom_score_adj(&run.server_pid().to_string()), root, "the server keeps its own");
+    assert_eq!(oom_score_adj("self"), root, "and so does the root");
+    run.finish().unwrap();
+}
+
+/// Makes rings of 8 MiB, up to `mib` MiB of them, and holds them: memory charged to the
+/// cgroup (a ring's pages are reserved when it is made) that no process's resident size shows,
+/// as a sieve's rings are. Returns how many it made.
+fn hog(run: &RunHandle, mib: u64) -> StageResult {
+    let rings: Vec<_> =
+        (0..mib / 8).map(|_| run.create_queue::<u64, Spsc>(QueueOptions::new(1 << 20))).collect::<Result<_, _>>()?;
+    Ok(rings.len() as u64)
+}
+
+/// In a memory cgroup of 64 MiB (without swap), a stage that makes 512 MiB of rings is the
+/// one the kernel kills — not the root or the server, whose resident sizes are the largest,
+/// and which then report it as out of memory and remove the run's segments. Needs root and a writable cgroup file system (CI has both); this case's process
+/// moves into a cgroup of its own and back out.
+fn a_stage_the_oom_killer_ends_is_reported_as_out_of_memory() {
+    let Some(parent) = sieve::memory_limit::memory_cgroup_dir() else {
+        eprintln!("skipped: no memory cgroup to read");
+        return;
+    };
+    let dir = parent.join(format!("oom-case-{}", std::process::id()));
+    let limit = (64u64 << 20).to_string();
+    let limited = std::fs::create_dir(&dir).is_ok()
+        && (std::fs::write(dir.join("memory.limit_in_bytes"), &limit).is_ok()
+            || (std::fs::write(dir.join("memory.max"), &limit).is_ok()
+                && std::fs::write(dir.join("memory.swap.max"), "0").is_ok()));
+    if !limited {
+        let _ = std::fs::remove_dir(&dir);
+        eprintln!("skipped: cannot make a memory cgroup with a limit under {}", parent.display());
+        return;
+    }
+    // Without swap accounting (v1's memsw) a machine with swap would page the stage out instead.
+    let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &limit);
+    let me = std::process::id().to_string();
+    std::fs::write(dir.join("cgroup.procs"), &me).unwrap();
+    // The root (and the server, its copy) larger than the stage, as in a sieve: 16 MiB
+    // touched. Only the stage's higher `oom_score_adj` then makes the killer pick it.
+    let ballast = vec![1u8; 16 << 20];
+    let mut rt = Runtime::builder();
+    let hog = rt.register("hog", hog);
+    let run = rt.start().unwrap();
+    let prefix = run.prefix().to_owned();
+    let joined = run.spawn(hog, &512u64).unwrap().join();
+    let finished = run.finish();
+    drop(std::hint::black_box(ballast));
+    std::fs::write(parent.join("cgroup.procs"), &me).unwrap();
+    for _ in 0..100 {
+        if std::fs::remove_dir(&dir).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let error = joined.err().or(finished.err()).expect("the stage made 512 MiB of rings under a 64 MiB limit");
+    match &error {
+        RuntimeError::StageFailed { status, reason, .. } => {
+            assert_eq!(*status, ExitStatus::Signal(libc::SIGKILL), "{error}");
+            assert!(reason.as_deref().is_some_and(|r| r.contains("out of memory")), "{error}");
+        }
+        other => panic!("expected the stage to fail, got {other}"),
+    }
+    assert!(shm_entries_containing(&prefix).is_empty(), "the root and the server cleaned up");
+    assert!(!dir.exists(), "the case's cgroup is removed");
 }

@@ -21,6 +21,8 @@
 //!   SIGKILLed the server hears of it, kills and reaps every stage and removes the run's
 //!   segments. If the server dies, every stage dies with it; what is left in `/dev/shm` then
 //!   names the dead root in its prefix, and [`remove_stale`] (run by every new run) removes it.
+//!   Stages are forked with `oom_score_adj` raised by [`STAGE_BIAS`], so that when memory runs
+//!   out the kernel kills a stage (a failed run, cleaned up) before the root or the server.
 //! - **Cleanup**: [`Run::finish`] and `Drop for Run` remove every segment of the run.
 //!
 //! The root must be single-threaded when it starts the run ([`Runtime::start`] refuses with
@@ -74,6 +76,7 @@ mod cleanup;
 mod entry;
 mod error;
 mod handle;
+mod oom;
 mod prefix;
 mod process;
 mod request;
@@ -86,6 +89,7 @@ pub use cleanup::{find_stale, remove_stale, CleanupReport};
 pub use entry::Entry;
 pub use error::{ExitStatus, RuntimeError, StageResult};
 pub use handle::{RunHandle, StageExit, StageHandle};
+pub use oom::STAGE_BIAS;
 pub use prefix::{root_of, run_prefix_of, NAME_PREFIX};
 pub use request::{QueueName, ARGS_MAX};
 pub use run::{Run, Runtime};

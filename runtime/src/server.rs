@@ -18,6 +18,7 @@ use crate::children::Children;
 use crate::entry::Registry;
 use crate::error::ExitStatus;
 use crate::handle::RunHandle;
+use crate::oom::{OomBias, OomKills};
 use crate::process::{self, decode_status, exit_now};
 use crate::request::SpawnRequest;
 use crate::table::{exit_kind, sleep_on, state, StageId};
@@ -78,6 +79,10 @@ struct Server<'a> {
     /// one after another), so look again after `STOPPING_POLL`, not `POLL`, instead of leaving
     /// them as zombies for `finish` to reap in series.
     exits_flowing: bool,
+    /// Ranks stages before us for the OOM killer (see `oom`); `None` where it cannot.
+    oom: Option<OomBias>,
+    /// The kernel's OOM kills so far when we started.
+    oom_kills: Option<OomKills>,
 }
 
 /// The server's life, in the forked child. Never returns.
@@ -108,6 +113,8 @@ pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> !
         exiting: Vec::new(),
         last_scan: Instant::now(),
         exits_flowing: false,
+        oom: OomBias::new(),
+        oom_kills: OomKills::now(),
     };
     // A panic must end this process, not unwind into the root's frames that the fork copied
     // (its callers' destructors would run here, in the server or in a stage forked from it).
@@ -186,7 +193,20 @@ impl Server<'_> {
         // SAFETY: getpid has no preconditions.
         let server = unsafe { libc::getpid() };
         let clock = ForkClock::before_fork();
-        match process::fork() {
+        if let Some(bias) = &self.oom {
+            bias.raise();
+        }
+        let forked = process::fork();
+        match &forked {
+            // The child has no use for our `oom_score_adj` file, which is ours, not its own.
+            Ok(0) => drop(self.oom.take()),
+            _ => {
+                if let Some(bias) = &self.oom {
+                    bias.restore();
+                }
+            }
+        }
+        match forked {
             Ok(0) => run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len]),
             Ok(pid) => {
                 if !self.children.insert(pid, request.stage) {
@@ -289,18 +309,24 @@ impl Server<'_> {
     fn ended(&mut self, pid: libc::pid_t, status: libc::c_int) {
         let Some(stage) = self.children.remove(pid) else { return };
         let exit = decode_status(status);
+        // The stage's own record wins for codes (it may have said 1 before exiting).
+        let status = self.run.table.stage(stage).map(|entry| entry.status_once_reaped(exit));
+        if let Some(status) = status.filter(|status| !status.success()) {
+            let (kind, value) = match status {
+                ExitStatus::Code(c) => (exit_kind::CODE, c),
+                ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
+            };
+            // A SIGKILL we did not send: the OOM killer's, if it has been at work.
+            let reason = (status == ExitStatus::Signal(libc::SIGKILL) && !self.killed_all)
+                .then(|| self.oom_kills.and_then(OomKills::reason_since))
+                .flatten()
+                .unwrap_or_default();
+            // Before the exit: a joiner woken by the exit must find the run's failure, with its
+            // reason, rather than make up one without.
+            self.fail_because(stage, pid as u32, kind, value, &reason);
+        }
         if let Some(entry) = self.run.table.stage(stage) {
             entry.record_exit(state::EXITED, exit, None);
-            // The stage's own record wins for codes (it may have said 1 before exiting).
-            if let Some(own) = entry.exit_status() {
-                if !own.success() {
-                    let (kind, value) = match own {
-                        ExitStatus::Code(c) => (exit_kind::CODE, c),
-                        ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
-                    };
-                    self.fail(stage, pid as u32, kind, value);
-                }
-            }
         }
         let header = self.run.table.header();
         crate::table::bump(&header.event, &header.event_waiters);

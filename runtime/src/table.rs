@@ -233,9 +233,7 @@ impl StageEntry {
     /// server records EXITED when it reaps (keeping the stage's own code unless a signal
     /// killed it first).
     pub fn record_exit(&self, new_state: u32, status: ExitStatus, result: Option<u64>) {
-        let previous = self.state.load(Ordering::Acquire);
-        let keep_own = previous == state::EXITING && matches!(status, ExitStatus::Code(_));
-        if !keep_own {
+        if !self.keeps_own(status) {
             let (kind, value) = match status {
                 ExitStatus::Code(c) => (exit_kind::CODE, c),
                 ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
@@ -249,6 +247,20 @@ impl StageEntry {
         // Release: a joiner that sees the state sees the status and result.
         self.state.store(new_state, Ordering::Release);
         bump(&self.seq, &self.waiters);
+    }
+
+    /// The status [`record_exit`](Self::record_exit) will leave for a stage reaped with
+    /// `reaped`: its own code if it recorded one, unless a signal killed it first.
+    pub fn status_once_reaped(&self, reaped: ExitStatus) -> ExitStatus {
+        if self.keeps_own(reaped) {
+            self.exit_status().unwrap_or(reaped)
+        } else {
+            reaped
+        }
+    }
+
+    fn keeps_own(&self, status: ExitStatus) -> bool {
+        self.state.load(Ordering::Acquire) == state::EXITING && matches!(status, ExitStatus::Code(_))
     }
 }
 
