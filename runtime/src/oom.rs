@@ -79,6 +79,6 @@ impl OomKills {
     pub(crate) fn reason_since(self) -> Option<String> {
         let kills = Self::now()?.0.checked_sub(self.0).filter(|&k| k > 0)?;
         let processes = if kills == 1 { "process" } else { "processes" };
-        Some(format!("out of memory, most likely: the kernel's OOM killer ended {kills} {processes} during the run"))
+        Some(format!("most likely out of memory (the kernel's OOM killer ended {kills} {processes} during the run)"))
     }
 }
