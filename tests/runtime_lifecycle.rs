@@ -526,8 +526,16 @@ fn a_stage_the_oom_killer_ends_is_reported_as_out_of_memory() {
         eprintln!("skipped: cannot make a memory cgroup with a limit under {}", parent.display());
         return;
     }
-    // Without swap accounting (v1's memsw) a machine with swap would page the stage out instead.
-    let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &limit);
+    // Without a swap limit (v1's memsw), a machine with swap would page the rings out instead.
+    let swap_limited = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &limit).is_ok()
+        || dir.join("memory.swap.max").exists()
+        || std::fs::read_to_string("/proc/meminfo")
+            .is_ok_and(|m| m.lines().any(|l| l.split_whitespace().eq(["SwapTotal:", "0", "kB"])));
+    if !swap_limited {
+        let _ = std::fs::remove_dir(&dir);
+        eprintln!("skipped: swap is on and the cgroup's use of it cannot be limited");
+        return;
+    }
     let me = std::process::id().to_string();
     std::fs::write(dir.join("cgroup.procs"), &me).unwrap();
     // The root (and the server, its copy) larger than the stage, as in a sieve: 16 MiB
