@@ -104,9 +104,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("sieve: {}", first.trim_start_matches("error: "));
+            eprintln!("sieve: {}", one_line(&e));
             return ExitCode::from(2);
         }
     };
@@ -117,6 +115,24 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// clap's error in one line: its first, with the valid values and the argument or value it
+/// suggests (which clap puts on lines of their own) brought into it.
+fn one_line(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = error.to_string();
+    let mut line = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_owned();
+    if let Some(ContextValue::Strings(values)) = error.get(ContextKind::ValidValue) {
+        line.push_str(&format!(" (one of: {})", values.join(", ")));
+    }
+    let suggested = error.get(ContextKind::SuggestedArg).or_else(|| error.get(ContextKind::SuggestedValue));
+    match suggested {
+        Some(ContextValue::String(argument)) => line.push_str(&format!("; did you mean {argument}?")),
+        Some(ContextValue::Strings(arguments)) => line.push_str(&format!("; did you mean {}?", arguments.join(" or "))),
+        _ => {}
+    }
+    line
 }
 
 /// The `--draw` file. Opened before the run so that a bad path fails first, but emptied and

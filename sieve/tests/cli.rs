@@ -187,7 +187,12 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--max-number", "ten"], "invalid value 'ten'"),
         (&["--max-number", "-5"], "unexpected argument"),
         (&["--stage-size", "99999999999"], "invalid value"),
-        (&["--mode", "quantum"], "invalid value 'quantum'"),
+        (
+            &["--mode", "quantum"],
+            "invalid value 'quantum' for '--mode <MODE>' (one of: pipeline, sequential, reference)",
+        ),
+        (&["--max-numbr", "5"], "unexpected argument '--max-numbr' found; did you mean --max-number?"),
+        (&["--mode", "pipelin"], "(one of: pipeline, sequential, reference); did you mean pipeline?"),
         (&["--draw", "/nonexistent-dir/x.svg"], "cannot write /nonexistent-dir/x.svg"),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
         (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
