@@ -9,6 +9,11 @@ mod support;
 
 use std::time::Duration;
 
+#[path = "../sieve/tests/support/limited_cgroup.rs"]
+mod limited_cgroup;
+
+use limited_cgroup::LimitedCgroup;
+
 use bytemuck::{Pod, Zeroable};
 use runtime::{Entry, ExitStatus, QueueName, RunHandle, Runtime, RuntimeError, StageResult};
 use shm_queue::{Handover, PopError, Queue, QueueOptions, Spsc};
@@ -497,47 +502,28 @@ fn stages_go_before_the_root_and_the_server_when_memory_runs_out() {
     run.finish().unwrap();
 }
 
-/// Makes rings of 8 MiB, up to `mib` MiB of them, and holds them: memory charged to the
-/// cgroup (a ring's pages are reserved when it is made) that no process's resident size shows,
-/// as a sieve's rings are. Returns how many it made.
+/// Holds 4 MiB of its own, then makes rings of 8 MiB, up to `mib` MiB of them, and holds them:
+/// memory charged to the cgroup (a ring's pages are reserved when it is made) that no process's
+/// resident size shows, as a sieve's rings are. Returns how many it made. (What it holds of its
+/// own is what its death gives back: room for the root and the server to clean up in.)
 fn hog(run: &RunHandle, mib: u64) -> StageResult {
+    let own = std::hint::black_box(vec![1u8; 4 << 20]);
     let rings: Vec<_> =
         (0..mib / 8).map(|_| run.create_queue::<u64, Spsc>(QueueOptions::new(1 << 20))).collect::<Result<_, _>>()?;
+    drop(own);
     Ok(rings.len() as u64)
 }
 
-/// In a memory cgroup of 64 MiB (without swap), a stage that makes 512 MiB of rings is the
-/// one the kernel kills — not the root or the server, whose resident sizes are the largest,
-/// and which then report it as out of memory and remove the run's segments. Needs root and a writable cgroup file system (CI has both); this case's process
-/// moves into a cgroup of its own and back out.
+/// In a memory cgroup of 64 MiB without swap, a stage that makes 512 MiB of rings is the one
+/// the kernel kills — not the root or the server, whose resident sizes are the largest, and
+/// which then report it as out of memory and remove the run's segments. Needs root and a
+/// writable cgroup file system; this case's process moves into the cgroup and back out.
 fn a_stage_the_oom_killer_ends_is_reported_as_out_of_memory() {
-    let Some(parent) = sieve::memory_limit::memory_cgroup_dir() else {
-        eprintln!("skipped: no memory cgroup to read");
-        return;
+    let mut cgroup = match LimitedCgroup::new(&format!("oom-case-{}", std::process::id()), 64 << 20) {
+        Ok(cgroup) => cgroup,
+        Err(why) => return eprintln!("skipped: {why}"),
     };
-    let dir = parent.join(format!("oom-case-{}", std::process::id()));
-    let limit = (64u64 << 20).to_string();
-    let limited = std::fs::create_dir(&dir).is_ok()
-        && (std::fs::write(dir.join("memory.limit_in_bytes"), &limit).is_ok()
-            || (std::fs::write(dir.join("memory.max"), &limit).is_ok()
-                && std::fs::write(dir.join("memory.swap.max"), "0").is_ok()));
-    if !limited {
-        let _ = std::fs::remove_dir(&dir);
-        eprintln!("skipped: cannot make a memory cgroup with a limit under {}", parent.display());
-        return;
-    }
-    // Without a swap limit (v1's memsw), a machine with swap would page the rings out instead.
-    let swap_limited = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &limit).is_ok()
-        || dir.join("memory.swap.max").exists()
-        || std::fs::read_to_string("/proc/meminfo")
-            .is_ok_and(|m| m.lines().any(|l| l.split_whitespace().eq(["SwapTotal:", "0", "kB"])));
-    if !swap_limited {
-        let _ = std::fs::remove_dir(&dir);
-        eprintln!("skipped: swap is on and the cgroup's use of it cannot be limited");
-        return;
-    }
-    let me = std::process::id().to_string();
-    std::fs::write(dir.join("cgroup.procs"), &me).unwrap();
+    cgroup.enter();
     // The root (and the server, its copy) larger than the stage, as in a sieve: 16 MiB
     // touched. Only the stage's higher `oom_score_adj` then makes the killer pick it.
     let ballast = vec![1u8; 16 << 20];
@@ -548,13 +534,8 @@ fn a_stage_the_oom_killer_ends_is_reported_as_out_of_memory() {
     let joined = run.spawn(hog, &512u64).unwrap().join();
     let finished = run.finish();
     drop(std::hint::black_box(ballast));
-    std::fs::write(parent.join("cgroup.procs"), &me).unwrap();
-    for _ in 0..100 {
-        if std::fs::remove_dir(&dir).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let dir = cgroup.dir().to_owned();
+    drop(cgroup);
     let error = joined.err().or(finished.err()).expect("the stage made 512 MiB of rings under a 64 MiB limit");
     match &error {
         RuntimeError::StageFailed { status, reason, .. } => {

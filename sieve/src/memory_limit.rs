@@ -5,10 +5,16 @@
 //! run's stages are forked into the cgroup of the process that starts it; so past the limit a
 //! stage is reclaimed from or killed by the kernel's OOM killer, however much `/dev/shm` and
 //! the machine have free. Both cgroup versions are read: v2 (`memory.max`, `memory.current`
-//! at every level up to the root, where a parent's limit binds its children) and v1
+//! at every level up to the mount's root, where a parent's limit binds its children) and v1
 //! (`memory.stat`'s `hierarchical_memory_limit`, which is already the least over the
-//! ancestors, and `memory.usage_in_bytes`). The cgroup is found from `/proc/self/cgroup` and
-//! the mount table, as a container sees them.
+//! ancestors, against this cgroup's own `memory.usage_in_bytes`: what siblings under a
+//! binding ancestor use is not seen, so the room can read larger than it is, never smaller).
+//! The cgroup is found from `/proc/self/cgroup` and the mount table, as a container sees them.
+//!
+//! Usage counts the page cache of files read or written, which the kernel drops when it needs
+//! the room: a container that has built something sits near its limit with most of it cache.
+//! So file cache (`active_file`, `inactive_file`, and v2's `slab_reclaimable`) counts as room;
+//! shared memory itself lives on the anonymous lists, not among these.
 //!
 //! Swap counts as room, as in [`shared_memory`](crate::shared_memory): shared memory can be
 //! swapped out. The answer is an estimate meant to refuse what certainly cannot fit, so where
@@ -36,10 +42,10 @@ enum Version {
 /// assert!(room.is_none_or(|bytes| bytes < u64::MAX));
 /// ```
 pub fn cgroup_room(swap_free: u64) -> Option<u64> {
-    let (version, dir) = memory_cgroup()?;
-    match version {
-        Version::V1 => room_v1(&dir, swap_free),
-        Version::V2 => room_v2(&dir, swap_free),
+    let cgroup = memory_cgroup()?;
+    match cgroup.version {
+        Version::V1 => room_v1(&cgroup.dir, swap_free),
+        Version::V2 => room_v2(&cgroup.dir, &cgroup.mount_point, swap_free),
     }
 }
 
@@ -47,19 +53,29 @@ pub fn cgroup_room(swap_free: u64) -> Option<u64> {
 /// controller mounted at cgroup v1, its `memory.limit_in_bytes` sets a limit; at v2,
 /// `memory.max`.
 pub fn memory_cgroup_dir() -> Option<PathBuf> {
-    memory_cgroup().map(|(_, dir)| dir)
+    memory_cgroup().map(|cgroup| cgroup.dir)
 }
 
-fn memory_cgroup() -> Option<(Version, PathBuf)> {
+/// Where this process's memory cgroup is.
+#[derive(Debug, PartialEq, Eq)]
+struct MemoryCgroup {
+    version: Version,
+    /// Its directory.
+    dir: PathBuf,
+    /// Where its hierarchy is mounted: nothing above is part of it.
+    mount_point: PathBuf,
+}
+
+fn memory_cgroup() -> Option<MemoryCgroup> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    memory_cgroup_dir_in(&mountinfo, &cgroups)
+    memory_cgroup_in(&mountinfo, &cgroups)
 }
 
-/// The directory of this process's memory cgroup, from the texts of `/proc/self/mountinfo`
-/// and `/proc/self/cgroup`. A v1 memory controller takes precedence: where it is mounted, the
+/// This process's memory cgroup, from the texts of `/proc/self/mountinfo` and
+/// `/proc/self/cgroup`. A v1 memory controller takes precedence: where it is mounted, the
 /// unified (v2) hierarchy has no memory controller.
-fn memory_cgroup_dir_in(mountinfo: &str, cgroups: &str) -> Option<(Version, PathBuf)> {
+fn memory_cgroup_in(mountinfo: &str, cgroups: &str) -> Option<MemoryCgroup> {
     // `/proc/self/cgroup`: `ID:CONTROLLERS:PATH`, with `0::PATH` for v2.
     let path_of = |wanted: fn(&str) -> bool| {
         cgroups.lines().find_map(|line| {
@@ -85,10 +101,15 @@ fn memory_cgroup_dir_in(mountinfo: &str, cgroups: &str) -> Option<(Version, Path
     );
     let v2 = (Version::V2, path_of(str::is_empty), mount_of(|fstype, _| fstype == "cgroup2"));
     [v1, v2].into_iter().find_map(|(version, path, mount)| {
-        let (path, (root, mount_point)) = (path?, mount?);
+        let (path, (root, mount_point)) = (Path::new(path?), mount?);
+        // A cgroup outside the namespace's root shows as `/../…`: not under any mount here.
+        if path.components().any(|c| c == std::path::Component::ParentDir) {
+            return None;
+        }
         // The mount shows the hierarchy from `root` down (a container's own subtree, say).
-        let below = Path::new(path).strip_prefix(root).ok()?;
-        Some((version, Path::new(&unescape_mount_path(mount_point)).join(below)))
+        let below = path.strip_prefix(unescape_mount_path(root)).ok()?;
+        let mount_point = PathBuf::from(unescape_mount_path(mount_point));
+        Some(MemoryCgroup { version, dir: mount_point.join(below), mount_point })
     })
 }
 
@@ -124,34 +145,42 @@ fn read_usage(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// cgroup v1: the hierarchical limit less the usage; with swap accounting, also the
-/// memory-and-swap limit less its usage.
+/// Bytes of file cache in a `memory.stat`, which the kernel reclaims before it fails a charge:
+/// the named fields summed (absent ones count 0).
+fn reclaimable(stat: &str, fields: &[&str]) -> u64 {
+    fields.iter().filter_map(|&name| stat_field(stat, name)).fold(0, u64::saturating_add)
+}
+
+/// A field of a `memory.stat` text.
+fn stat_field(stat: &str, name: &str) -> Option<u64> {
+    stat.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?.trim().parse().ok()
+}
+
+/// cgroup v1: the hierarchical limit less the usage that is not file cache; with swap
+/// accounting, also the memory-and-swap limit less the same.
 fn room_v1(dir: &Path, swap_free: u64) -> Option<u64> {
     let stat = std::fs::read_to_string(dir.join("memory.stat")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let value: u64 =
-            stat.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?.trim().parse().ok()?;
-        (value < UNLIMITED).then_some(value)
-    };
-    let memory = field("hierarchical_memory_limit")?
-        .saturating_sub(read_usage(&dir.join("memory.usage_in_bytes"))?)
-        .saturating_add(swap_free);
-    let with_swap = field("hierarchical_memsw_limit")
-        .zip(read_usage(&dir.join("memory.memsw.usage_in_bytes")))
+    let limit = |name: &str| stat_field(&stat, name).filter(|&value| value < UNLIMITED);
+    let cache = reclaimable(&stat, &["total_active_file", "total_inactive_file"]);
+    let used = |file: &str| read_usage(&dir.join(file)).map(|usage| usage.saturating_sub(cache));
+    let memory =
+        limit("hierarchical_memory_limit")?.saturating_sub(used("memory.usage_in_bytes")?).saturating_add(swap_free);
+    let with_swap = limit("hierarchical_memsw_limit")
+        .zip(used("memory.memsw.usage_in_bytes"))
         .map(|(limit, usage)| limit.saturating_sub(usage));
     Some(with_swap.map_or(memory, |both| both.min(memory)))
 }
 
-/// cgroup v2: the least room over this cgroup and its ancestors that set `memory.max`.
-fn room_v2(dir: &Path, swap_free: u64) -> Option<u64> {
+/// cgroup v2: the least room over this cgroup and its ancestors up to `mount_point` that set
+/// `memory.max` (a level without the memory controller has no such file, and is skipped).
+fn room_v2(dir: &Path, mount_point: &Path, swap_free: u64) -> Option<u64> {
     dir.ancestors()
-        .map_while(|level| {
-            // Stop at the hierarchy's root, which has no memory files (or above the mount).
-            level.join("memory.current").exists().then_some(level)
-        })
+        .take_while(|level| level.starts_with(mount_point))
         .filter_map(|level| {
-            let memory =
-                read_limit(&level.join("memory.max"))?.saturating_sub(read_usage(&level.join("memory.current"))?);
+            let stat = std::fs::read_to_string(level.join("memory.stat")).unwrap_or_default();
+            let cache = reclaimable(&stat, &["active_file", "inactive_file", "slab_reclaimable"]);
+            let used = read_usage(&level.join("memory.current"))?.saturating_sub(cache);
+            let memory = read_limit(&level.join("memory.max"))?.saturating_sub(used);
             let swap = read_limit(&level.join("memory.swap.max"))
                 .zip(read_usage(&level.join("memory.swap.current")))
                 .map_or(swap_free, |(limit, usage)| limit.saturating_sub(usage).min(swap_free));
@@ -174,20 +203,29 @@ mod tests {
     #[test]
     fn finds_a_v1_memory_controller_before_the_unified_hierarchy() {
         let cgroups = "9:name=systemd:/\n4:memory:/jobs/42\n1:cpu:/\n0::/\n";
-        assert_eq!(
-            memory_cgroup_dir_in(HYBRID_MOUNTS, cgroups),
-            Some((Version::V1, PathBuf::from("/sys/fs/cgroup/memory/jobs/42")))
-        );
+        let found = memory_cgroup_in(HYBRID_MOUNTS, cgroups).unwrap();
+        assert_eq!(found.version, Version::V1);
+        assert_eq!(found.dir, PathBuf::from("/sys/fs/cgroup/memory/jobs/42"));
+        assert_eq!(found.mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
+        // Co-mounted controllers (`cpu,memory`) are found by the one wanted.
+        let mounts = "35 31 0:32 / /sys/fs/cgroup/cpu,memory rw - cgroup cgroup rw,cpu,memory\n";
+        let found = memory_cgroup_in(mounts, "4:cpu,memory:/a\n").unwrap();
+        assert_eq!(found.dir, PathBuf::from("/sys/fs/cgroup/cpu,memory/a"));
     }
 
     #[test]
     fn finds_a_v2_cgroup_below_the_mount_root() {
         // A container whose cgroup namespace was not unshared: the mount shows its subtree.
         let mounts = "29 23 0:26 /kubepods/pod7 /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
-        let cgroups = "0::/kubepods/pod7/ctr\n";
-        assert_eq!(memory_cgroup_dir_in(mounts, cgroups), Some((Version::V2, PathBuf::from("/sys/fs/cgroup/ctr"))));
-        // No cgroup file system mounted: nothing to read.
-        assert_eq!(memory_cgroup_dir_in("", cgroups), None);
+        let found = memory_cgroup_in(mounts, "0::/kubepods/pod7/ctr\n").unwrap();
+        assert_eq!((found.version, found.dir), (Version::V2, PathBuf::from("/sys/fs/cgroup/ctr")));
+        // Escaped spaces in the mount's root and point, as mountinfo writes them.
+        let mounts = "29 23 0:26 /my\\040jobs /mnt/cg\\040v2 rw - cgroup2 cgroup2 rw\n";
+        let found = memory_cgroup_in(mounts, "0::/my jobs/step 1\n").unwrap();
+        assert_eq!(found.dir, PathBuf::from("/mnt/cg v2/step 1"));
+        // A cgroup outside this namespace's root, or no cgroup file system: nothing to read.
+        assert_eq!(memory_cgroup_in(mounts, "0::/../elsewhere\n"), None);
+        assert_eq!(memory_cgroup_in("", "0::/kubepods/pod7/ctr\n"), None);
         assert_eq!(unescape_mount_path("/mnt/with\\040space\\\\x"), "/mnt/with space\\\\x");
     }
 
@@ -208,43 +246,58 @@ mod tests {
 
     #[test]
     fn v2_takes_the_tightest_level_and_its_swap() {
-        let root = scratch("v2");
-        let job = root.join("job");
+        let mount = scratch("v2");
+        let job = mount.join("job");
         let step = job.join("step");
         // The parent's limit binds (100 MiB, 30 MiB used) below the child's (1 GiB).
         write(&job, &[("memory.max", "104857600\n"), ("memory.current", "31457280\n")]);
         write(&step, &[("memory.max", "1073741824\n"), ("memory.current", "10485760\n")]);
-        assert_eq!(room_v2(&step, 0), Some(70 << 20));
+        assert_eq!(room_v2(&step, &mount, 0), Some(70 << 20));
+        // File cache counts as room: the kernel drops it before it fails a charge.
+        write(
+            &job,
+            &[("memory.stat", "anon 1048576\nactive_file 10485760\ninactive_file 5242880\nslab_reclaimable 1048576\n")],
+        );
+        assert_eq!(room_v2(&step, &mount, 0), Some(86 << 20));
         // Swap the cgroup may still use adds to the room, up to what the machine has free.
         write(&job, &[("memory.swap.max", "20971520\n"), ("memory.swap.current", "0\n")]);
-        assert_eq!(room_v2(&step, 1 << 30), Some(90 << 20));
-        assert_eq!(room_v2(&step, 5 << 20), Some(75 << 20));
-        // No limit anywhere.
-        write(&job, &[("memory.max", "max\n")]);
+        assert_eq!(room_v2(&step, &mount, 1 << 30), Some(106 << 20));
+        assert_eq!(room_v2(&step, &mount, 5 << 20), Some(91 << 20));
+        // A level without the memory controller (no files) is passed over, not an end.
         write(&step, &[("memory.max", "max\n")]);
-        assert_eq!(room_v2(&step, 0), None);
-        std::fs::remove_dir_all(&root).unwrap();
+        let leaf = step.join("leaf");
+        std::fs::create_dir_all(&leaf).unwrap();
+        assert_eq!(room_v2(&leaf, &mount, 0), Some(86 << 20));
+        // Nothing above the mount counts, and no limit anywhere is no answer.
+        assert_eq!(room_v2(&leaf, &step, 0), None);
+        write(&job, &[("memory.max", "max\n")]);
+        assert_eq!(room_v2(&leaf, &mount, 0), None);
+        std::fs::remove_dir_all(&mount).unwrap();
     }
 
     #[test]
     fn v1_takes_the_hierarchical_limit_and_memsw() {
         let dir = scratch("v1");
         let unlimited = "9223372036854771712";
+        let stat = |memory: &str, memsw: &str| {
+            format!("cache 0\nhierarchical_memory_limit {memory}\nhierarchical_memsw_limit {memsw}\ntotal_inactive_file 0\n")
+        };
         write(
             &dir,
             &[
-                (
-                    "memory.stat",
-                    &format!("cache 0\nhierarchical_memory_limit 536870912\nhierarchical_memsw_limit {unlimited}\n"),
-                ),
+                ("memory.stat", &stat("536870912", unlimited)),
                 ("memory.usage_in_bytes", "134217728\n"),
                 ("memory.memsw.usage_in_bytes", "134217728\n"),
             ],
         );
         assert_eq!(room_v1(&dir, 0), Some(384 << 20));
-        write(&dir, &[("memory.stat", "hierarchical_memory_limit 536870912\nhierarchical_memsw_limit 268435456\n")]);
+        write(&dir, &[("memory.stat", &stat("536870912", "268435456"))]);
         assert_eq!(room_v1(&dir, 1 << 30), Some(128 << 20), "memory and swap together bind");
-        write(&dir, &[("memory.stat", &format!("hierarchical_memory_limit {unlimited}\n"))]);
+        // 64 MiB of the usage is file cache: room, under both limits.
+        let cached = stat("536870912", "268435456") + "total_active_file 33554432\ntotal_inactive_file 33554432\n";
+        write(&dir, &[("memory.stat", &cached.replace("total_inactive_file 0\n", ""))]);
+        assert_eq!(room_v1(&dir, 1 << 30), Some(192 << 20));
+        write(&dir, &[("memory.stat", &stat(unlimited, unlimited))]);
         assert_eq!(room_v1(&dir, 0), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

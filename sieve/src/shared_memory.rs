@@ -46,7 +46,7 @@ impl fmt::Display for Shortfall {
         write!(
             f,
             "the run needs at least {} of shared memory ({} rings of {}), more than the {} free (the \
-             least of {SHM_DIR}'s free space, available memory and the memory cgroup's limit)",
+             least of {SHM_DIR}'s free space, available memory and swap, and the room under a memory cgroup's limit if one is set)",
             Bytes(self.needed()),
             self.queues,
             Bytes(self.queue_len),
