@@ -480,12 +480,19 @@ fn oom_score_adj(pid: &str) -> i64 {
     std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap().trim().parse().unwrap()
 }
 
-fn oom_check(_run: &RunHandle, _: u64) -> StageResult {
-    Ok(oom_score_adj("self") as u64)
+/// This stage's `oom_score_adj` once it differs from `start` (the server's, which the stage
+/// has until the server has written its own, just after the fork), or after 2 s.
+fn oom_check(_run: &RunHandle, start: i64) -> StageResult {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut value = oom_score_adj("self");
+    while value == start && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+        value = oom_score_adj("self");
+    }
+    Ok(value as u64)
 }
 
-/// Stages are forked with a higher `oom_score_adj` than the root's and the server's, which
-/// keep theirs (the server raises its own only around each fork).
+/// Stages get a higher `oom_score_adj` than the root's and the server's, which keep theirs.
 fn stages_go_before_the_root_and_the_server_when_memory_runs_out() {
     let root = oom_score_adj("self");
     let mut rt = Runtime::builder();
@@ -495,9 +502,9 @@ fn stages_go_before_the_root_and_the_server_when_memory_runs_out() {
     let expected = (root + 500).min(1000);
     assert!(expected > root || root == 1000, "{root}");
     for _ in 0..20 {
-        assert_eq!(run.spawn(check, &0u64).unwrap().join().unwrap().result as i64, expected);
+        assert_eq!(run.spawn(check, &root).unwrap().join().unwrap().result as i64, expected);
+        assert_eq!(oom_score_adj(&run.server_pid().to_string()), root, "the server keeps its own");
     }
-    assert_eq!(oom_score_adj(&run.server_pid().to_string()), root, "the server keeps its own");
     assert_eq!(oom_score_adj("self"), root, "and so does the root");
     run.finish().unwrap();
 }
@@ -515,8 +522,8 @@ fn hog(run: &RunHandle, mib: u64) -> StageResult {
 }
 
 /// In a memory cgroup of 64 MiB without swap, a stage that makes 512 MiB of rings is the one
-/// the kernel kills — not the root or the server, whose resident sizes are the largest, and
-/// which then report it as out of memory and remove the run's segments. Needs root and a
+/// the kernel kills — not the root, whose resident size is the largest, nor the server; they
+/// then report it as out of memory and remove the run's segments. Needs root and a
 /// writable cgroup file system; this case's process moves into the cgroup and back out.
 fn a_stage_the_oom_killer_ends_is_reported_as_out_of_memory() {
     let mut cgroup = match LimitedCgroup::new(&format!("oom-case-{}", std::process::id()), 64 << 20) {
@@ -524,12 +531,13 @@ fn a_stage_the_oom_killer_ends_is_reported_as_out_of_memory() {
         Err(why) => return eprintln!("skipped: {why}"),
     };
     cgroup.enter();
-    // The root (and the server, its copy) larger than the stage, as in a sieve: 16 MiB
-    // touched. Only the stage's higher `oom_score_adj` then makes the killer pick it.
-    let ballast = vec![1u8; 16 << 20];
     let mut rt = Runtime::builder();
     let hog = rt.register("hog", hog);
     let run = rt.start().unwrap();
+    // The root larger than the stage, as in a sieve: 16 MiB touched, after the start so that
+    // neither the server nor the stage shares it. Only the stage's higher `oom_score_adj` then
+    // makes the killer pick the stage.
+    let ballast = vec![1u8; 16 << 20];
     let prefix = run.prefix().to_owned();
     let joined = run.spawn(hog, &512u64).unwrap().join();
     let finished = run.finish();

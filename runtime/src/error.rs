@@ -58,7 +58,8 @@ pub enum RuntimeError {
         status: ExitStatus,
         /// What went wrong, when the stage (or the fork server starting it) could say: the
         /// error its entry returned, its panic's message and place, or why it could not be
-        /// forked. At most 256 bytes.
+        /// forked; for a stage SIGKILLed by nobody in the run while the kernel's OOM killer was
+        /// at work, that it most likely ran out of memory. At most 256 bytes.
         reason: Option<String>,
     },
     /// The root received SIGINT or SIGTERM; the run was stopped.

@@ -272,9 +272,11 @@ impl StageHandle<'_> {
             return Ok(());
         }
         let entry = self.run.table.stage(self.id).ok_or(RuntimeError::NoSuchStage(self.id))?;
-        // Unreaped stages keep their pid (the server reaps and then marks EXITED), so a stage
-        // not yet EXITED cannot have had its pid reused.
+        // Unreaped stages keep their pid, and the server reaps before it marks EXITED: between
+        // the two (a failure's poisoning and kills lie there, milliseconds) the pid could in
+        // theory be reused, but pids are handed out in turn, up to 4 million apart.
         if entry.state.load(Ordering::Acquire) != state::EXITED {
+            entry.kill_requested.store(1, Ordering::Release);
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }

@@ -8,19 +8,18 @@
 //! scored higher, a stage is killed, the run fails naming it ("killed by signal 9"), and the
 //! root and the server remove everything as after any failed stage.
 //!
-//! Stages are forked with `oom_score_adj` [`STAGE_BIAS`] above the server's (at most 1000, the
-//! kernel's maximum). Raising it needs no privilege. The server raises its own value just
-//! before each fork and restores it right after, so the child inherits the raised value
-//! without writing `/proc` itself: a fresh process's first `/proc` open costs ~18 µs here,
-//! on the path of every spawn, while the server's two writes to a file it keeps open cost a
-//! microsecond or two. Without a writable `/proc/self/oom_score_adj` nothing changes.
+//! Stages get an `oom_score_adj` [`STAGE_BIAS`] above the server's (at most 1000, the kernel's
+//! maximum); raising it needs no privilege. The server writes it into each child's
+//! `/proc/PID/oom_score_adj` right after the fork, so the server itself never holds the raised
+//! value (were it raised around its `fork`, an OOM during the fork — when a growing pipeline
+//! allocates — would find it level with the stages and larger), and the child does not pay a
+//! fresh process's first `/proc` access (~18 µs here) on the path of every spawn. Until the
+//! write the child is level with the server, while every other stage is above both. Without a
+//! readable `/proc/self/oom_score_adj` nothing changes.
 //!
 //! A stage killed by SIGKILL that the server did not send is reported as most likely out of
 //! memory when the kernel's count of OOM kills (`oom_kill` in `/proc/vmstat`, global and
 //! cgroup kills alike) rose during the run: "signal 9" alone would leave the user guessing.
-
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 /// How much more likely to be chosen than the server a stage is: half the scale, so a stage
 /// goes first unless it uses far less memory than the server.
@@ -29,35 +28,24 @@ pub const STAGE_BIAS: i32 = 500;
 /// The kernel's range for `oom_score_adj`.
 const MAX_ADJ: i32 = 1000;
 
-/// The server's `/proc/self/oom_score_adj`, kept open, with its own value and the stages'.
+/// The value the server gives its stages.
 pub(crate) struct OomBias {
-    file: File,
-    own: String,
     stages: String,
 }
 
 impl OomBias {
-    /// In the server: opens its `oom_score_adj`. `None` when it cannot be read and written, or
-    /// when the server is already at the maximum (no stage can rank above it).
+    /// In the server: reads its own `oom_score_adj`. `None` when it cannot be read, or when
+    /// the server is already at the maximum (no stage can rank above it).
     pub(crate) fn new() -> Option<Self> {
-        let file = File::options().read(true).write(true).open("/proc/self/oom_score_adj").ok()?;
-        let mut text = [0u8; 16];
-        let len = file.read_at(&mut text, 0).ok()?;
-        let own: i32 = std::str::from_utf8(&text[..len]).ok()?.trim().parse().ok()?;
+        let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").ok()?.trim().parse().ok()?;
         let stages = (own + STAGE_BIAS).min(MAX_ADJ);
-        (stages > own).then(|| Self { file, own: own.to_string(), stages: stages.to_string() })
+        (stages > own).then(|| Self { stages: stages.to_string() })
     }
 
-    /// Just before forking a stage: the value the child will inherit.
-    pub(crate) fn raise(&self) {
-        let _ = self.file.write_at(self.stages.as_bytes(), 0);
-    }
-
-    /// Right after the fork, in the server: its own value again. (Lowering back to where it
-    /// was needs no privilege: the kernel refuses only values below the least one a privileged
-    /// process set.)
-    pub(crate) fn restore(&self) {
-        let _ = self.file.write_at(self.own.as_bytes(), 0);
+    /// Right after forking `child`: raises its value. A child that has already exited has no
+    /// file left to write, which is fine.
+    pub(crate) fn mark(&self, child: libc::pid_t) {
+        let _ = std::fs::write(format!("/proc/{child}/oom_score_adj"), &self.stages);
     }
 }
 

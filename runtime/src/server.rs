@@ -179,8 +179,7 @@ impl Server<'_> {
     fn start(&mut self, request: &crate::request::SpawnRequest) {
         let Some(entry) = self.run.table.stage(request.stage) else { return };
         let Some((_, run_entry)) = self.registry.get(request.entry) else {
-            entry.record_exit(state::EXITED, ExitStatus::Code(127), None);
-            self.fail_because(request.stage, 0, exit_kind::CODE, 127, "no such entry point");
+            self.not_started(request.stage, 127, "no such entry point");
             return;
         };
         if self.run.table.failure().is_some() {
@@ -193,20 +192,7 @@ impl Server<'_> {
         // SAFETY: getpid has no preconditions.
         let server = unsafe { libc::getpid() };
         let clock = ForkClock::before_fork();
-        if let Some(bias) = &self.oom {
-            bias.raise();
-        }
-        let forked = process::fork();
-        match &forked {
-            // The child has no use for our `oom_score_adj` file, which is ours, not its own.
-            Ok(0) => drop(self.oom.take()),
-            _ => {
-                if let Some(bias) = &self.oom {
-                    bias.restore();
-                }
-            }
-        }
-        match forked {
+        match process::fork() {
             Ok(0) => run_stage(&mut self.run, request.stage, server, run_entry, &request.args[..args_len]),
             Ok(pid) => {
                 if !self.children.insert(pid, request.stage) {
@@ -220,8 +206,7 @@ impl Server<'_> {
                         libc::kill(pid, libc::SIGKILL);
                         libc::waitpid(pid, &mut status, 0);
                     }
-                    entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
-                    self.fail(request.stage, 0, exit_kind::CODE, 126);
+                    self.not_started(request.stage, 126, "");
                     return;
                 }
                 entry.pid.store(pid as u32, Ordering::Release);
@@ -239,11 +224,22 @@ impl Server<'_> {
                 if let Some(start_time) = clock.child_start_time(pid as u32) {
                     entry.start_time.store(start_time, Ordering::Release);
                 }
+                // Last: the child needs the rest sooner.
+                if let Some(bias) = &self.oom {
+                    bias.mark(pid);
+                }
             }
-            Err(error) => {
-                entry.record_exit(state::EXITED, ExitStatus::Code(126), None);
-                self.fail_because(request.stage, 0, exit_kind::CODE, 126, &error.to_string());
-            }
+            Err(error) => self.not_started(request.stage, 126, &error.to_string()),
+        }
+    }
+
+    /// A requested stage that could not be started: fails the run, then records the stage's
+    /// exit — in this order, so that a joiner woken by the exit finds the failure, with its
+    /// reason.
+    fn not_started(&mut self, stage: StageId, code: i32, reason: &str) {
+        self.fail_because(stage, 0, exit_kind::CODE, code, reason);
+        if let Some(entry) = self.run.table.stage(stage) {
+            entry.record_exit(state::EXITED, ExitStatus::Code(code), None);
         }
     }
 
@@ -310,14 +306,19 @@ impl Server<'_> {
         let Some(stage) = self.children.remove(pid) else { return };
         let exit = decode_status(status);
         // The stage's own record wins for codes (it may have said 1 before exiting).
-        let status = self.run.table.stage(stage).map(|entry| entry.status_once_reaped(exit));
-        if let Some(status) = status.filter(|status| !status.success()) {
+        let ending = self
+            .run
+            .table
+            .stage(stage)
+            .map(|entry| (entry.status_once_reaped(exit), entry.kill_requested.load(Ordering::Acquire) != 0));
+        if let Some((status, kill_requested)) = ending.filter(|(status, _)| !status.success()) {
             let (kind, value) = match status {
                 ExitStatus::Code(c) => (exit_kind::CODE, c),
                 ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
             };
-            // A SIGKILL we did not send: the OOM killer's, if it has been at work.
-            let reason = (status == ExitStatus::Signal(libc::SIGKILL) && !self.killed_all)
+            // A SIGKILL neither we nor a `StageHandle::kill` sent: the OOM killer's, if it has
+            // been at work.
+            let reason = (status == ExitStatus::Signal(libc::SIGKILL) && !self.killed_all && !kill_requested)
                 .then(|| self.oom_kills.and_then(OomKills::reason_since))
                 .flatten()
                 .unwrap_or_default();

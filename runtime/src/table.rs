@@ -91,7 +91,10 @@ pub(crate) struct StageEntry {
     /// The stage's start time (`/proc/PID/stat`), as the fork server read it after the fork
     /// (0: not yet).
     pub start_time: AtomicU64,
-    pub _reserved: [AtomicU64; 2],
+    /// 1 once [`StageHandle::kill`](crate::StageHandle::kill) has sent it SIGKILL: its death
+    /// is then nobody's guess (not the OOM killer's).
+    pub kill_requested: AtomicU64,
+    pub _reserved: [AtomicU64; 1],
 }
 
 const HEADER_LEN: usize = 128;
