@@ -49,7 +49,8 @@ const TITLE_H: usize = 36;
 const LEGEND_H: usize = 40;
 const MIN_WIDTH: usize = 600;
 /// Characters of primes per line inside a box (12 px monospace in a 150 px box); a box grows
-/// only for a single prime, or a count, longer than that.
+/// only for a line that cannot be wrapped to it: a single long prime, or a stage's counts
+/// (`in 99999998 out 5761454` at N=10^8).
 const CHARS_PER_LINE: usize = 19;
 /// Primes listed in a box's hover tooltip, at most (a stage may hold millions).
 const TOOLTIP_PRIMES: usize = 64;
