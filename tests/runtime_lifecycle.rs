@@ -483,6 +483,9 @@ fn oom_score_adj(pid: &str) -> i64 {
 /// This stage's `oom_score_adj` once it differs from `start` (the server's, which the stage
 /// has until the server has written its own, just after the fork), or after 2 s.
 fn oom_check(_run: &RunHandle, start: i64) -> StageResult {
+    if start == 1000 {
+        return Ok(1000);
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let mut value = oom_score_adj("self");
     while value == start && std::time::Instant::now() < deadline {

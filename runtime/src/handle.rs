@@ -274,7 +274,10 @@ impl StageHandle<'_> {
         let entry = self.run.table.stage(self.id).ok_or(RuntimeError::NoSuchStage(self.id))?;
         // Unreaped stages keep their pid, and the server reaps before it marks EXITED: between
         // the two (a failure's poisoning and kills lie there, milliseconds) the pid could in
-        // theory be reused, but pids are handed out in turn, up to 4 million apart.
+        // theory be reused, but pids are handed out in turn (up to `pid_max`, 32,768 to 4
+        // million). A stage the OOM killer has already killed, killed again here before the
+        // server reaps it, loses its "out of memory" guess: the run says less, not something
+        // false.
         if entry.state.load(Ordering::Acquire) != state::EXITED {
             entry.kill_requested.store(1, Ordering::Release);
             // SAFETY: kill has no memory-safety preconditions.

@@ -13,11 +13,14 @@
 //! `/proc/PID/oom_score_adj` right after the fork, so the server itself never holds the raised
 //! value (were it raised around its `fork`, an OOM during the fork — when a growing pipeline
 //! allocates — would find it level with the stages and larger), and the child does not pay a
-//! fresh process's first `/proc` access (~18 µs here) on the path of every spawn. Until the
-//! write the child is level with the server, while every other stage is above both. Without a
-//! readable `/proc/self/oom_score_adj` nothing changes.
+//! fresh process's first `/proc` access (~18 µs here) on the path of every spawn. The write
+//! comes last of what the server tells a new child, so the child's entry point often starts
+//! before it (tens of µs): until then the child is level with the server, while every other
+//! stage is above both, and a value the entry point sets for itself that early is overwritten.
+//! Where `oom_score_adj` cannot be read or written nothing changes.
 //!
-//! A stage killed by SIGKILL that the server did not send is reported as most likely out of
+//! A stage killed by a SIGKILL that neither the server nor
+//! [`StageHandle::kill`](crate::StageHandle::kill) sent is reported as most likely out of
 //! memory when the kernel's count of OOM kills (`oom_kill` in `/proc/vmstat`, global and
 //! cgroup kills alike) rose during the run: "signal 9" alone would leave the user guessing.
 
@@ -34,18 +37,22 @@ pub(crate) struct OomBias {
 }
 
 impl OomBias {
-    /// In the server: reads its own `oom_score_adj`. `None` when it cannot be read, or when
-    /// the server is already at the maximum (no stage can rank above it).
+    /// In the server: reads its own `oom_score_adj`, and writes it back to see that such files
+    /// can be written here (a read-only `/proc` cannot). `None` when either fails, or when the
+    /// server is already at the maximum (no stage can rank above it).
     pub(crate) fn new() -> Option<Self> {
-        let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").ok()?.trim().parse().ok()?;
+        let own = std::fs::read_to_string("/proc/self/oom_score_adj").ok()?;
+        std::fs::write("/proc/self/oom_score_adj", own.trim()).ok()?;
+        let own: i32 = own.trim().parse().ok()?;
         let stages = (own + STAGE_BIAS).min(MAX_ADJ);
         (stages > own).then(|| Self { stages: stages.to_string() })
     }
 
-    /// Right after forking `child`: raises its value. A child that has already exited has no
-    /// file left to write, which is fine.
-    pub(crate) fn mark(&self, child: libc::pid_t) {
-        let _ = std::fs::write(format!("/proc/{child}/oom_score_adj"), &self.stages);
+    /// Right after forking `child`, which the server has not reaped (it reaps only in its own
+    /// loop), so the pid is still that child's, a zombie's at worst: raises its value. False
+    /// when the write failed, after which the caller stops trying.
+    pub(crate) fn mark(&self, child: libc::pid_t) -> bool {
+        std::fs::write(format!("/proc/{child}/oom_score_adj"), &self.stages).is_ok()
     }
 }
 

@@ -225,8 +225,8 @@ impl Server<'_> {
                     entry.start_time.store(start_time, Ordering::Release);
                 }
                 // Last: the child needs the rest sooner.
-                if let Some(bias) = &self.oom {
-                    bias.mark(pid);
+                if self.oom.as_ref().is_some_and(|bias| !bias.mark(pid)) {
+                    self.oom = None;
                 }
             }
             Err(error) => self.not_started(request.stage, 126, &error.to_string()),

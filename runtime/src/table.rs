@@ -98,6 +98,9 @@ pub(crate) struct StageEntry {
 }
 
 const HEADER_LEN: usize = 128;
+// Every process of a run is a fork of one binary, but the layout is still the run's format:
+// fields come out of the reserved words, not on top of them.
+const _: () = assert!(std::mem::size_of::<StageEntry>() == 64, "a stage entry changed size");
 const _: () = assert!(std::mem::size_of::<RunHeader>() <= HEADER_LEN, "the run header outgrew its room");
 
 /// A mapped run table.

@@ -145,8 +145,10 @@ fn read_usage(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Bytes of file cache in a `memory.stat`, which the kernel reclaims before it fails a charge:
-/// the named fields summed (absent ones count 0).
+/// Bytes of file cache in a `memory.stat`, most of which the kernel reclaims before it fails a
+/// charge (not pages being written back, nor those mapped and in use): the named fields
+/// summed (absent ones count 0). Counted as room all the same: the check refuses only what
+/// certainly cannot fit.
 fn reclaimable(stat: &str, fields: &[&str]) -> u64 {
     fields.iter().filter_map(|&name| stat_field(stat, name)).fold(0, u64::saturating_add)
 }
@@ -177,10 +179,13 @@ fn room_v2(dir: &Path, mount_point: &Path, swap_free: u64) -> Option<u64> {
     dir.ancestors()
         .take_while(|level| level.starts_with(mount_point))
         .filter_map(|level| {
+            // The limit first: `memory.stat` is costly to read on large hosts, and a level
+            // without a limit needs none of the rest.
+            let limit = read_limit(&level.join("memory.max"))?;
             let stat = std::fs::read_to_string(level.join("memory.stat")).unwrap_or_default();
             let cache = reclaimable(&stat, &["active_file", "inactive_file", "slab_reclaimable"]);
             let used = read_usage(&level.join("memory.current"))?.saturating_sub(cache);
-            let memory = read_limit(&level.join("memory.max"))?.saturating_sub(used);
+            let memory = limit.saturating_sub(used);
             let swap = read_limit(&level.join("memory.swap.max"))
                 .zip(read_usage(&level.join("memory.swap.current")))
                 .map_or(swap_free, |(limit, usage)| limit.saturating_sub(usage).min(swap_free));
@@ -294,8 +299,9 @@ mod tests {
         write(&dir, &[("memory.stat", &stat("536870912", "268435456"))]);
         assert_eq!(room_v1(&dir, 1 << 30), Some(128 << 20), "memory and swap together bind");
         // 64 MiB of the usage is file cache: room, under both limits.
-        let cached = stat("536870912", "268435456") + "total_active_file 33554432\ntotal_inactive_file 33554432\n";
-        write(&dir, &[("memory.stat", &cached.replace("total_inactive_file 0\n", ""))]);
+        let cached = "hierarchical_memory_limit 536870912\nhierarchical_memsw_limit 268435456\n\
+                      total_active_file 33554432\ntotal_inactive_file 33554432\n";
+        write(&dir, &[("memory.stat", cached)]);
         assert_eq!(room_v1(&dir, 1 << 30), Some(192 << 20));
         write(&dir, &[("memory.stat", &stat(unlimited, unlimited))]);
         assert_eq!(room_v1(&dir, 0), None);

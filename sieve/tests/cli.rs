@@ -312,8 +312,11 @@ fn a_run_beyond_the_memory_cgroups_limit_is_refused() {
     assert!(err.contains("a queue depth of at most"), "{err}");
     // What it found free is what the cgroup allows, not what /dev/shm or the machine has.
     let free = err.split(" more than the ").nth(1).and_then(|rest| rest.split(" free").next()).unwrap_or("");
-    let mib: f64 = free.strip_suffix(" MiB").and_then(|n| n.parse().ok()).unwrap_or(f64::MAX);
-    assert!(mib <= 64.0, "{free:?} free under a 64 MiB limit: {err}");
+    let bytes = free.split_once(' ').and_then(|(number, unit)| {
+        let scale = ["B", "KiB", "MiB", "GiB", "TiB"].iter().position(|u| *u == unit)?;
+        Some(number.parse::<f64>().ok()? * 1024f64.powi(scale as i32))
+    });
+    assert!(bytes.is_some_and(|b| b <= (64 << 20) as f64), "{free:?} free under a 64 MiB limit: {err}");
     assert!(fits.status.success(), "a run that fits is not refused: {}", stderr(&fits));
     assert!(stdout(&fits).starts_with("count=9592 "), "{}", stdout(&fits));
     assert!(!dir.exists(), "the test's cgroup is removed");

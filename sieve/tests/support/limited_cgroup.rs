@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The cgroup; dropping it moves this process back out (if [`enter`](Self::enter)ed) and
-/// removes it, once the kernel has let go of the processes that ran in it.
+/// removes it once the kernel has let go of the processes that ran in it (trying for 2 s:
+/// callers check that it is gone).
 pub struct LimitedCgroup {
     dir: PathBuf,
     parent: PathBuf,
