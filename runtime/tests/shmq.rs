@@ -6,8 +6,12 @@ use std::process::Command;
 use shm_queue::{Queue, Spsc};
 
 fn shmq(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shmq")).args(args).output().expect("run shmq");
+    let out = shmq_output(args);
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn shmq_output(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shmq")).args(args).output().expect("run shmq")
 }
 
 /// Held by every test that makes a stale segment or cleans: one test's `clean` would remove
@@ -98,11 +102,17 @@ fn clean_leaves_files_that_are_not_ours() {
 }
 
 #[test]
-fn bad_usage_is_one_line_and_a_failure() {
-    let (ok, out, err) = shmq(&["frobnicate"]);
-    assert!(!ok && out.is_empty());
-    assert_eq!(err.lines().count(), 1);
-    assert!(err.starts_with("shmq: unknown command line"));
-    let (ok, _, err) = shmq(&["stat", "/shmq-tool-test-no-such"]);
-    assert!(!ok && err.contains("no shared-memory segment named"), "{err}");
+fn bad_usage_is_one_line_and_exit_2_a_failure_exit_1() {
+    for args in [&["frobnicate"][..], &["clean", "--now"], &["stat"]] {
+        let out = shmq_output(args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1);
+        assert!(err.starts_with("shmq: unknown command line"), "{err}");
+    }
+    let out = shmq_output(&["stat", "/shmq-tool-test-no-such"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no shared-memory segment named"), "{err}");
 }

@@ -8,6 +8,9 @@
 //!                         holding items only with --force)
 //! shmq bench              a ~10 s smoke run: cross-process throughput and round trip
 //! ```
+//!
+//! Exit status: 0; 1 when what was asked failed (one line on stderr); 2 for a command line it
+//! does not know.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -38,7 +41,11 @@ fn main() -> ExitCode {
             outln!("{USAGE}");
             Ok(())
         }
-        _ => Err(format!("unknown command line {:?}; {USAGE}", words.join(" "))),
+        _ => {
+            // A bad command line is 2, as for the sieve (and most tools); a failure 1.
+            eprintln!("shmq: unknown command line {:?}; {USAGE}", words.join(" "));
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
