@@ -22,8 +22,8 @@
 //!   segments. If the server dies, every stage dies with it; what is left in `/dev/shm` then
 //!   names the dead root in its prefix, and [`remove_stale`] (run by every new run) removes it.
 //!   The server gives each stage an `oom_score_adj` [`STAGE_BIAS`] above its own just after
-//!   the fork, so that when memory runs
-//!   out the kernel kills a stage (a failed run, cleaned up) before the root or the server.
+//!   the fork, so that when memory runs out the kernel kills a stage (a failed run, cleaned
+//!   up) before the root or the server.
 //! - **Cleanup**: [`Run::finish`] and `Drop for Run` remove every segment of the run.
 //!
 //! The root must be single-threaded when it starts the run ([`Runtime::start`] refuses with

@@ -5,8 +5,8 @@
 //! a stage maps a few rings. Measured in a memory cgroup too small for a sieve's rings: the
 //! killer took the server, then the root, and the run's 603 segments stayed in `/dev/shm`
 //! until `shmq clean` — the two processes that clean up were the ones killed. With stages
-//! scored higher, a stage is killed, the run fails naming it ("killed by signal 9"), and the
-//! root and the server remove everything as after any failed stage.
+//! scored higher, a stage is killed, the run fails naming it ("signal 9 (SIGKILL)", most likely
+//! out of memory), and the root and the server remove everything as after any failed stage.
 //!
 //! Stages get an `oom_score_adj` [`STAGE_BIAS`] above the server's (at most 1000, the kernel's
 //! maximum); raising it needs no privilege. The server writes it into each child's

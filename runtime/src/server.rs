@@ -312,10 +312,7 @@ impl Server<'_> {
             .stage(stage)
             .map(|entry| (entry.status_once_reaped(exit), entry.kill_requested.load(Ordering::Acquire) != 0));
         if let Some((status, kill_requested)) = ending.filter(|(status, _)| !status.success()) {
-            let (kind, value) = match status {
-                ExitStatus::Code(c) => (exit_kind::CODE, c),
-                ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
-            };
+            let (kind, value) = exit_kind::of(status);
             // A SIGKILL neither we nor a `StageHandle::kill` sent: the OOM killer's, if it has
             // been at work.
             let reason = (status == ExitStatus::Signal(libc::SIGKILL) && !self.killed_all && !kill_requested)

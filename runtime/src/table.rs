@@ -42,6 +42,14 @@ pub(crate) mod exit_kind {
     pub const INTERRUPTED: u32 = 3;
     /// Run-level only: a failure is being recorded.
     pub const CLAIMED: u32 = 4;
+
+    /// How a stage's `status` is written down: its kind and its value.
+    pub fn of(status: super::ExitStatus) -> (u32, i32) {
+        match status {
+            super::ExitStatus::Code(c) => (CODE, c),
+            super::ExitStatus::Signal(s) => (SIGNAL, s),
+        }
+    }
 }
 
 #[repr(C)]
@@ -240,10 +248,7 @@ impl StageEntry {
     /// killed it first).
     pub fn record_exit(&self, new_state: u32, status: ExitStatus, result: Option<u64>) {
         if !self.keeps_own(status) {
-            let (kind, value) = match status {
-                ExitStatus::Code(c) => (exit_kind::CODE, c),
-                ExitStatus::Signal(s) => (exit_kind::SIGNAL, s),
-            };
+            let (kind, value) = exit_kind::of(status);
             self.exit_kind.store(kind, Ordering::Relaxed);
             self.exit_value.store(value, Ordering::Relaxed);
         }
