@@ -21,8 +21,12 @@
 //!
 //! A stage killed by a SIGKILL that neither the server nor
 //! [`StageHandle::kill`](crate::StageHandle::kill) sent is reported as most likely out of
-//! memory when the kernel's count of OOM kills (`oom_kill` in `/proc/vmstat`, global and
-//! cgroup kills alike) rose during the run: "signal 9" alone would leave the user guessing.
+//! memory when the OOM killer has been at work in the run's memory cgroup during the run
+//! ([`MemoryCgroup::oom_kills`](crate::MemoryCgroup::oom_kills); without a memory cgroup, the
+//! machine's count, `oom_kill` in `/proc/vmstat`): "signal 9" alone would leave the user
+//! guessing.
+
+use crate::MemoryCgroup;
 
 /// How much more likely to be chosen than the server a stage is: half the scale, so a stage
 /// goes first unless it uses far less memory than the server.
@@ -56,24 +60,41 @@ impl OomBias {
     }
 }
 
-/// The kernel's count of OOM kills when the run started, to tell a stage the OOM killer ended
-/// from one killed by a person or a program.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OomKills(u64);
+/// The OOM killer's count when the run started — in the run's memory cgroup where there is
+/// one, else on the machine — to tell a stage it ended from one killed by a person or a
+/// program.
+#[derive(Debug)]
+pub(crate) struct OomKills {
+    cgroup: Option<MemoryCgroup>,
+    at_start: u64,
+}
 
 impl OomKills {
-    /// The count now; `None` without `/proc/vmstat` (or a kernel before 4.13, which lacks it).
+    /// The count now; `None` without either count (a kernel before 4.13 has neither).
     pub(crate) fn now() -> Option<Self> {
-        let text = std::fs::read_to_string("/proc/vmstat").ok()?;
-        let count = text.lines().find_map(|line| line.strip_prefix("oom_kill "))?.trim().parse().ok()?;
-        Some(Self(count))
+        let cgroup = MemoryCgroup::of_this_process().filter(|cgroup| cgroup.oom_kills().is_some());
+        let at_start = Self::count(cgroup.as_ref())?;
+        Some(Self { cgroup, at_start })
+    }
+
+    fn count(cgroup: Option<&MemoryCgroup>) -> Option<u64> {
+        match cgroup {
+            Some(cgroup) => cgroup.oom_kills(),
+            None => {
+                let text = std::fs::read_to_string("/proc/vmstat").ok()?;
+                text.lines().find_map(|line| line.strip_prefix("oom_kill "))?.trim().parse().ok()
+            }
+        }
     }
 
     /// Why a stage that was sent SIGKILL by someone else most likely died, if the OOM killer
-    /// has killed since `self` was taken.
-    pub(crate) fn reason_since(self) -> Option<String> {
-        let kills = Self::now()?.0.checked_sub(self.0).filter(|&k| k > 0)?;
+    /// has killed since the count was taken.
+    pub(crate) fn reason_since(&self) -> Option<String> {
+        let kills = Self::count(self.cgroup.as_ref())?.checked_sub(self.at_start).filter(|&k| k > 0)?;
         let processes = if kills == 1 { "process" } else { "processes" };
-        Some(format!("most likely out of memory (the kernel's OOM killer ended {kills} {processes} during the run)"))
+        let place = if self.cgroup.is_some() { "in this memory cgroup" } else { "on this machine" };
+        Some(format!(
+            "most likely out of memory (the kernel's OOM killer ended {kills} {processes} {place} during the run)"
+        ))
     }
 }

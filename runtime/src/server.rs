@@ -316,7 +316,7 @@ impl Server<'_> {
             // A SIGKILL neither we nor a `StageHandle::kill` sent: the OOM killer's, if it has
             // been at work.
             let reason = (status == ExitStatus::Signal(libc::SIGKILL) && !self.killed_all && !kill_requested)
-                .then(|| self.oom_kills.and_then(OomKills::reason_since))
+                .then(|| self.oom_kills.as_ref().and_then(OomKills::reason_since))
                 .flatten()
                 .unwrap_or_default();
             // Before the exit: a joiner woken by the exit must find the run's failure, with its

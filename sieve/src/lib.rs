@@ -17,14 +17,12 @@
 //! - [`draw`]: an SVG picture of the grown pipeline;
 //! - [`pipeline`]: the real thing, every stage its own process on the shmpipe runtime;
 //! - [`shared_memory`]: whether a run's queues fit in the machine's shared memory;
-//! - [`memory_limit`]: the room a container's or job's memory cgroup leaves;
 //! - [`progress`]: a progress line on a terminal's stderr for long runs.
 
 #![warn(missing_docs)]
 
 pub mod divisibility;
 pub mod draw;
-pub mod memory_limit;
 pub mod output;
 pub mod pipeline;
 pub mod prime_scan;

@@ -10,7 +10,7 @@
 //!
 //! Free memory is the least of three: `/dev/shm`'s free space, the machine's available memory
 //! and swap, and what this process's memory cgroup (a container's or a job's limit) still
-//! allows ([`memory_limit`](crate::memory_limit)).
+//! allows ([`runtime::MemoryCgroup::room`]).
 
 use std::fmt;
 
@@ -146,7 +146,7 @@ pub fn shortfall(config: &PipelineConfig) -> Option<Shortfall> {
 /// swap, whatever the file system's size says) and the room under the cgroup's limit.
 fn available() -> Option<u64> {
     let (memory, swap_free) = memory_available().unzip();
-    let cgroup = crate::memory_limit::cgroup_room(swap_free.unwrap_or(0));
+    let cgroup = runtime::MemoryCgroup::of_this_process().and_then(|cgroup| cgroup.room(swap_free.unwrap_or(0)));
     [free_in_shm_dir(), memory.map(|m| m.saturating_add(swap_free.unwrap_or(0))), cgroup].into_iter().flatten().min()
 }
 

@@ -19,7 +19,7 @@ impl LimitedCgroup {
     /// Makes `name` under this process's memory cgroup, limited to `limit` bytes of memory and
     /// none of swap. `Err` says why it cannot (for the test to say it skipped).
     pub fn new(name: &str, limit: u64) -> Result<Self, String> {
-        let parent = sieve::memory_limit::memory_cgroup_dir().ok_or("no memory cgroup to read")?;
+        let parent = runtime::MemoryCgroup::of_this_process().ok_or("no memory cgroup to read")?.dir().to_owned();
         let dir = parent.join(name);
         std::fs::create_dir(&dir).map_err(|e| format!("cannot make a cgroup under {}: {e}", parent.display()))?;
         let cgroup = Self { dir, parent, entered: false };

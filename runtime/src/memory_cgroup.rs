@@ -1,5 +1,6 @@
-//! How much more memory this process's memory cgroup lets its processes use: the limit a
-//! container's `--memory`, a Kubernetes pod's `limits.memory` or a batch system's job sets.
+//! This process's memory cgroup: where it is, how much more memory its processes may use, and
+//! how many of them the kernel's OOM killer has ended. The limit is what a container's
+//! `--memory`, a Kubernetes pod's `limits.memory` or a batch system's job sets.
 //!
 //! Shared memory is charged to the cgroup of the process that first touches each page, and a
 //! run's stages are forked into the cgroup of the process that starts it; so past the limit a
@@ -16,9 +17,18 @@
 //! So file cache (`active_file`, `inactive_file`, and v2's `slab_reclaimable`) counts as room;
 //! shared memory itself lives on the anonymous lists, not among these.
 //!
-//! Swap counts as room, as in [`shared_memory`](crate::shared_memory): shared memory can be
-//! swapped out. The answer is an estimate meant to refuse what certainly cannot fit, so where
-//! a swap limit cannot be read the machine's free swap is taken.
+//! Swap counts as room: shared memory can be swapped out. The room is an estimate meant for
+//! refusing what certainly cannot fit, so where a swap limit cannot be read the machine's free
+//! swap is taken.
+//!
+//! ```
+//! use runtime::MemoryCgroup;
+//! // On a machine without a memory limit the room is `None`.
+//! if let Some(cgroup) = MemoryCgroup::of_this_process() {
+//!     assert!(cgroup.dir().is_absolute());
+//!     assert!(cgroup.room(0).is_none_or(|bytes| bytes < u64::MAX));
+//! }
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -28,52 +38,65 @@ const UNLIMITED: u64 = 1 << 62;
 
 /// Which cgroup interface holds the memory controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Version {
+pub enum CgroupVersion {
+    /// cgroup v1: one hierarchy per controller (`/sys/fs/cgroup/memory/…`).
     V1,
+    /// cgroup v2: the unified hierarchy.
     V2,
 }
 
-/// Bytes this process's memory cgroup still lets its processes charge, swap included (at most
-/// `swap_free` of it); `None` when no memory limit applies or none can be read.
-///
-/// ```
-/// // On a machine without a memory limit: `None`.
-/// let room = sieve::memory_limit::cgroup_room(0);
-/// assert!(room.is_none_or(|bytes| bytes < u64::MAX));
-/// ```
-pub fn cgroup_room(swap_free: u64) -> Option<u64> {
-    let cgroup = memory_cgroup()?;
-    match cgroup.version {
-        Version::V1 => room_v1(&cgroup.dir, swap_free),
-        Version::V2 => room_v2(&cgroup.dir, &cgroup.mount_point, swap_free),
-    }
-}
-
-/// The directory of this process's memory cgroup, where it can be read: with a memory
-/// controller mounted at cgroup v1, its `memory.limit_in_bytes` sets a limit; at v2,
-/// `memory.max`.
-pub fn memory_cgroup_dir() -> Option<PathBuf> {
-    memory_cgroup().map(|cgroup| cgroup.dir)
-}
-
 /// Where this process's memory cgroup is.
-#[derive(Debug, PartialEq, Eq)]
-struct MemoryCgroup {
-    version: Version,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryCgroup {
+    version: CgroupVersion,
     /// Its directory.
     dir: PathBuf,
     /// Where its hierarchy is mounted: nothing above is part of it.
     mount_point: PathBuf,
 }
 
-fn memory_cgroup() -> Option<MemoryCgroup> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    memory_cgroup_in(&mountinfo, &cgroups)
+impl MemoryCgroup {
+    /// This process's memory cgroup, from `/proc/self/cgroup` and `/proc/self/mountinfo`;
+    /// `None` where no memory controller is mounted or the files cannot be read.
+    pub fn of_this_process() -> Option<Self> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        memory_cgroup_in(&mountinfo, &cgroups)
+    }
+
+    /// The cgroup interface it lives in.
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    /// Its directory: at v1 its `memory.limit_in_bytes` sets a limit, at v2 `memory.max`; a
+    /// process joins it by writing its pid to `cgroup.procs` there.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes its processes may still charge, swap included (at most `swap_free` of it, the
+    /// machine's free swap); `None` when no memory limit applies or none can be read.
+    pub fn room(&self, swap_free: u64) -> Option<u64> {
+        match self.version {
+            CgroupVersion::V1 => room_v1(&self.dir, swap_free),
+            CgroupVersion::V2 => room_v2(&self.dir, &self.mount_point, swap_free),
+        }
+    }
+
+    /// How many processes of this cgroup (and, at v2, of those below it) the OOM killer has
+    /// ended, whatever limit ran out (v1 `memory.oom_control`, v2 `memory.events`; kernel
+    /// 4.13 or later).
+    pub fn oom_kills(&self) -> Option<u64> {
+        let (file, field) = match self.version {
+            CgroupVersion::V1 => ("memory.oom_control", "oom_kill"),
+            CgroupVersion::V2 => ("memory.events", "oom_kill"),
+        };
+        stat_field(&std::fs::read_to_string(self.dir.join(file)).ok()?, field)
+    }
 }
 
-/// This process's memory cgroup, from the texts of `/proc/self/mountinfo` and
-/// `/proc/self/cgroup`. A v1 memory controller takes precedence: where it is mounted, the
+/// The memory cgroup the texts of `/proc/self/mountinfo` and `/proc/self/cgroup` name. A v1 memory controller takes precedence: where it is mounted, the
 /// unified (v2) hierarchy has no memory controller.
 fn memory_cgroup_in(mountinfo: &str, cgroups: &str) -> Option<MemoryCgroup> {
     // `/proc/self/cgroup`: `ID:CONTROLLERS:PATH`, with `0::PATH` for v2.
@@ -95,11 +118,11 @@ fn memory_cgroup_in(mountinfo: &str, cgroups: &str) -> Option<MemoryCgroup> {
         })
     };
     let v1 = (
-        Version::V1,
+        CgroupVersion::V1,
         path_of(|controllers| controllers.split(',').any(|c| c == "memory")),
         mount_of(|fstype, options| fstype == "cgroup" && options.split(',').any(|o| o == "memory")),
     );
-    let v2 = (Version::V2, path_of(str::is_empty), mount_of(|fstype, _| fstype == "cgroup2"));
+    let v2 = (CgroupVersion::V2, path_of(str::is_empty), mount_of(|fstype, _| fstype == "cgroup2"));
     [v1, v2].into_iter().find_map(|(version, path, mount)| {
         let (path, (root, mount_point)) = (Path::new(path?), mount?);
         // A cgroup outside the namespace's root shows as `/../…`: not under any mount here.
@@ -153,7 +176,7 @@ fn reclaimable(stat: &str, fields: &[&str]) -> u64 {
     fields.iter().filter_map(|&name| stat_field(stat, name)).fold(0, u64::saturating_add)
 }
 
-/// A field of a `memory.stat` text.
+/// A field of a `memory.stat` (or `memory.events`, `memory.oom_control`) text.
 fn stat_field(stat: &str, name: &str) -> Option<u64> {
     stat.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?.trim().parse().ok()
 }
@@ -209,7 +232,7 @@ mod tests {
     fn finds_a_v1_memory_controller_before_the_unified_hierarchy() {
         let cgroups = "9:name=systemd:/\n4:memory:/jobs/42\n1:cpu:/\n0::/\n";
         let found = memory_cgroup_in(HYBRID_MOUNTS, cgroups).unwrap();
-        assert_eq!(found.version, Version::V1);
+        assert_eq!(found.version, CgroupVersion::V1);
         assert_eq!(found.dir, PathBuf::from("/sys/fs/cgroup/memory/jobs/42"));
         assert_eq!(found.mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
         // Co-mounted controllers (`cpu,memory`) are found by the one wanted.
@@ -223,7 +246,7 @@ mod tests {
         // A container whose cgroup namespace was not unshared: the mount shows its subtree.
         let mounts = "29 23 0:26 /kubepods/pod7 /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
         let found = memory_cgroup_in(mounts, "0::/kubepods/pod7/ctr\n").unwrap();
-        assert_eq!((found.version, found.dir), (Version::V2, PathBuf::from("/sys/fs/cgroup/ctr")));
+        assert_eq!((found.version, found.dir), (CgroupVersion::V2, PathBuf::from("/sys/fs/cgroup/ctr")));
         // Escaped spaces in the mount's root and point, as mountinfo writes them.
         let mounts = "29 23 0:26 /my\\040jobs /mnt/cg\\040v2 rw - cgroup2 cgroup2 rw\n";
         let found = memory_cgroup_in(mounts, "0::/my jobs/step 1\n").unwrap();
