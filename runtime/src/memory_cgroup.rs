@@ -96,8 +96,9 @@ impl MemoryCgroup {
     }
 }
 
-/// The memory cgroup the texts of `/proc/self/mountinfo` and `/proc/self/cgroup` name. A v1 memory controller takes precedence: where it is mounted, the
-/// unified (v2) hierarchy has no memory controller.
+/// The memory cgroup the texts of `/proc/self/mountinfo` and `/proc/self/cgroup` name. A v1
+/// memory controller takes precedence: where it is mounted, the unified (v2) hierarchy has no
+/// memory controller.
 fn memory_cgroup_in(mountinfo: &str, cgroups: &str) -> Option<MemoryCgroup> {
     // `/proc/self/cgroup`: `ID:CONTROLLERS:PATH`, with `0::PATH` for v2.
     let path_of = |wanted: fn(&str) -> bool| {
