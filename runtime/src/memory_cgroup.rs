@@ -177,8 +177,9 @@ fn reclaimable(stat: &str, fields: &[&str]) -> u64 {
     fields.iter().filter_map(|&name| stat_field(stat, name)).fold(0, u64::saturating_add)
 }
 
-/// A field of a `memory.stat` (or `memory.events`, `memory.oom_control`) text.
-fn stat_field(stat: &str, name: &str) -> Option<u64> {
+/// A field of a `name value` text: `memory.stat`, `memory.events`, `memory.oom_control`,
+/// `/proc/vmstat`.
+pub(crate) fn stat_field(stat: &str, name: &str) -> Option<u64> {
     stat.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?.trim().parse().ok()
 }
 
@@ -302,6 +303,13 @@ mod tests {
         write(&job, &[("memory.max", "max\n")]);
         assert_eq!(room_v2(&leaf, &mount, 0), None);
         std::fs::remove_dir_all(&mount).unwrap();
+    }
+
+    #[test]
+    fn fields_are_matched_whole() {
+        let text = "total_oom_kill 9\noom_kill_disable 0\noom_kill 3\n";
+        assert_eq!(stat_field(text, "oom_kill"), Some(3));
+        assert_eq!(stat_field(text, "kill"), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! machine's count, `oom_kill` in `/proc/vmstat`): "signal 9" alone would leave the user
 //! guessing.
 
+use crate::memory_cgroup::stat_field;
 use crate::MemoryCgroup;
 
 /// How much more likely to be chosen than the server a stage is: half the scale, so a stage
@@ -80,10 +81,7 @@ impl OomKills {
     fn count(cgroup: Option<&MemoryCgroup>) -> Option<u64> {
         match cgroup {
             Some(cgroup) => cgroup.oom_kills(),
-            None => {
-                let text = std::fs::read_to_string("/proc/vmstat").ok()?;
-                text.lines().find_map(|line| line.strip_prefix("oom_kill "))?.trim().parse().ok()
-            }
+            None => stat_field(&std::fs::read_to_string("/proc/vmstat").ok()?, "oom_kill"),
         }
     }
 
