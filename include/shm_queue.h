@@ -84,7 +84,7 @@
 #define SHMQ_OK 0
 
 /**
- * `-EPERM`: the segment belongs to another user.
+ * `-EPERM`: the segment belongs to another user, or was made in another PID namespace.
  */
 #define SHMQ_EPERM -1
 

@@ -19,6 +19,9 @@ use runtime::{Entry, ExitStatus, QueueName, RunHandle, Runtime, RuntimeError, St
 use shm_queue::{Handover, PopError, Queue, QueueOptions, Spsc};
 
 fn main() {
+    if let Some(queue) = std::env::args().skip_while(|a| a != PEER_FLAG).nth(1) {
+        pid_namespace_peer(&queue);
+    }
     support::main(cases![
         spawn_then_join_returns_the_entry_result,
         a_run_refuses_to_start_beside_another_thread,
@@ -37,6 +40,7 @@ fn main() {
         ps_shows_the_server_and_each_stage_by_name,
         stages_go_before_the_root_and_the_server_when_memory_runs_out,
         a_stage_the_oom_killer_ends_is_reported_as_out_of_memory,
+        a_run_and_a_queue_of_another_pid_namespace_are_neither_cleaned_nor_opened,
     ]);
 }
 
@@ -439,11 +443,17 @@ fn many_stages_from_the_root_all_run_and_join() {
     run.finish().unwrap();
 }
 
-/// 1 when this process's identity (which the fork server usually supplies) is what /proc says.
+/// 1 when this process's identity and PID namespace (which the fork server supplies) are
+/// what /proc says.
 fn identity_check(_run: &RunHandle, _: u64) -> StageResult {
+    use std::os::unix::fs::MetadataExt;
     let me = shm_queue::ProcessId::current();
     let status = shm_queue::ProcessStatus::read(std::process::id()).ok_or("no /proc entry for myself")?;
-    Ok(u64::from(me.pid == std::process::id() && me.start_time == status.start_time && me.is_alive()))
+    let namespace = std::fs::metadata("/proc/self/ns/pid")?.ino();
+    let told = shm_queue::PidNamespace::current().map(|n| n.as_raw());
+    Ok(u64::from(
+        me.pid == std::process::id() && me.start_time == status.start_time && me.is_alive() && told == Some(namespace),
+    ))
 }
 
 fn every_stage_knows_its_own_identity_as_proc_has_it() {
@@ -557,4 +567,81 @@ fn a_stage_the_oom_killer_ends_is_reported_as_out_of_memory() {
     }
     assert!(shm_entries_containing(&prefix).is_empty(), "the root and the server cleaned up");
     assert!(!dir.exists(), "the case's cgroup is removed");
+}
+
+/// Starts this binary as the peer below, in a PID namespace of its own.
+const PEER_FLAG: &str = "--pid-namespace-peer";
+
+/// The peer in its own PID namespace (as pid 1, with its own /proc, sharing our /dev/shm):
+/// makes a queue and a run, prints the run's prefix, and holds both until its stdin closes.
+fn pid_namespace_peer(queue: &str) -> ! {
+    use std::io::{Read, Write};
+    let held = Queue::<u64, Spsc>::create(queue, 8).expect("the peer's queue");
+    let mut rt = Runtime::builder();
+    let answer = rt.register("answer", answer);
+    let run = rt.start().expect("a run in the peer's namespace");
+    assert_eq!(run.spawn(answer, &1u64).unwrap().join().unwrap().result, 2, "the run works there");
+    println!("{}", run.prefix());
+    std::io::stdout().flush().unwrap();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    run.finish().expect("the peer's run finishes");
+    drop(held);
+    std::process::exit(0);
+}
+
+/// Two containers sharing `/dev/shm` but not their PID namespace: the pids in the other's
+/// segments mean nothing here. The cleanup every run starts with must not remove the other's
+/// live run (its root's pid here is someone else, or nobody), nor `shmq clean` its queue, and
+/// its queue is refused rather than opened with peers that would all look dead. Needs root
+/// and `unshare`.
+fn a_run_and_a_queue_of_another_pid_namespace_are_neither_cleaned_nor_opened() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return eprintln!("skipped: needs root for a PID namespace");
+    }
+    let queue = format!("/shmpipe-test-other-pidns-{}", std::process::id());
+    let me = std::env::current_exe().unwrap();
+    let mut peer = match Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(&me)
+        .args([PEER_FLAG, &queue])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(peer) => peer,
+        Err(e) => return eprintln!("skipped: cannot run unshare: {e}"),
+    };
+    let mut prefix = String::new();
+    std::io::BufReader::new(peer.stdout.take().unwrap()).read_line(&mut prefix).unwrap();
+    let prefix = prefix.trim().to_owned();
+    if prefix.is_empty() {
+        let status = peer.wait().unwrap();
+        return eprintln!("skipped: the peer could not start in a PID namespace ({status})");
+    }
+    let theirs = shm_entries_containing(&prefix);
+    assert!(theirs.len() >= 2, "the peer's run has a table and a spawn queue: {theirs:?}");
+    let root = runtime::root_of(&theirs[0]).unwrap();
+    assert!(root.is_foreign() && root.is_alive(), "{root:?}");
+
+    let stale = runtime::find_stale().unwrap();
+    assert!(stale.removed.iter().all(|n| !n.starts_with(&prefix)), "judged dead from here: {:?}", stale.removed);
+    assert!(theirs.iter().all(|n| stale.foreign.contains(n)), "{:?}", stale.foreign);
+    runtime::remove_stale().unwrap();
+    assert_eq!(shm_entries_containing(&prefix), theirs, "the cleanup a run starts with left the other run alone");
+
+    match Queue::<u64, Spsc>::open(&queue) {
+        Err(shm_queue::OpenError::OtherPidNamespace { .. }) => {}
+        other => panic!("the other namespace's queue: {other:?}"),
+    }
+    let inspector = shm_queue::Inspector::open(&queue).unwrap();
+    assert!(inspector.is_foreign() && !inspector.is_stale());
+    drop(inspector);
+
+    drop(peer.stdin.take());
+    assert!(peer.wait().unwrap().success(), "the peer finished its run");
+    assert!(shm_entries_containing(&prefix).is_empty(), "the peer's run removed its segments");
+    assert!(shm_entries_containing(&queue[1..]).is_empty(), "the peer's queue is gone with it");
 }

@@ -20,6 +20,9 @@ use shm_queue::{Inspector, Kind, Mpmc, Mpsc, Pod, Queue, Spmc, Spsc, SHM_DIR};
 pub const INIT_STATE_AT: std::ops::Range<usize> = 12..16;
 /// See [`INIT_STATE_AT`].
 pub const INIT_READY: u32 = 0x5EAD_1E55;
+/// Where a header keeps its creator's PID namespace. The seeds hold 0 there ("unknown"), so
+/// that they open in any namespace, as a segment whose creator could not read `/proc` would.
+pub const PID_NAMESPACE_AT: std::ops::Range<usize> = 208..216;
 
 /// What became of one input.
 #[derive(Debug, Clone, PartialEq, Eq)]

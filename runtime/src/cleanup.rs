@@ -1,7 +1,5 @@
 //! Removing segments: a run's own at its end, and stale ones left by runs whose root died.
 
-use shm_queue::ProcessId;
-
 use crate::prefix::{root_of, NAME_PREFIX};
 
 /// What a cleanup did.
@@ -11,11 +9,15 @@ pub struct CleanupReport {
     pub removed: Vec<String>,
     /// Names kept because their run's root is alive.
     pub kept: Vec<String>,
+    /// Names kept because their run's root lives in another PID namespace (a container that
+    /// shares `/dev/shm` but not its pids), where its liveness cannot be judged.
+    pub foreign: Vec<String>,
 }
 
 /// Removes every segment of runs whose root process is dead (pid + start time, so a reused
 /// pid does not keep a dead run's segments alive). Safe to run at any time and from several
-/// processes at once: exactly one of them removes each segment, the others see it gone.
+/// processes at once: exactly one of them removes each segment, the others see it gone. Runs
+/// of another PID namespace are left alone: their pids mean nothing here.
 ///
 /// # Errors
 /// When `/dev/shm` cannot be listed.
@@ -35,7 +37,11 @@ fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
     let mut report = CleanupReport::default();
     for name in shm_queue::list(NAME_PREFIX)? {
         let Some(root) = root_of(&name) else { continue };
-        if is_alive(root) {
+        if root.is_foreign() {
+            report.foreign.push(name);
+            continue;
+        }
+        if root.is_alive() {
             report.kept.push(name);
             continue;
         }
@@ -49,10 +55,6 @@ fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
         }
     }
     Ok(report)
-}
-
-fn is_alive(root: ProcessId) -> bool {
-    root.is_alive()
 }
 
 /// Removes every segment whose name starts with `prefix`.

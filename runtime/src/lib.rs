@@ -93,7 +93,7 @@ pub use error::{ExitStatus, RuntimeError, StageResult};
 pub use handle::{RunHandle, StageExit, StageHandle};
 pub use memory_cgroup::{CgroupVersion, MemoryCgroup};
 pub use oom::STAGE_BIAS;
-pub use prefix::{root_of, run_prefix_of, NAME_PREFIX};
+pub use prefix::{root_of, run_prefix_of, RunRoot, NAME_PREFIX};
 pub use request::{QueueName, ARGS_MAX};
 pub use run::{Run, Runtime};
 pub use server::SERVER_NAME;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytemuck::Pod;
-use shm_queue::{Mpsc, Queue, QueueOptions};
+use shm_queue::{Mpsc, PidNamespace, Queue, QueueOptions};
 
 use crate::cleanup;
 use crate::entry::{Entry, Registry};
@@ -86,6 +86,13 @@ impl Runtime {
                 "the process has more than one thread, and fork copies only the calling one (start the run before any thread, or from a helper process)",
             ));
         }
+        // Every process of the run judges the others by pid in its own /proc: they must all
+        // see the same pids.
+        if !children_share_our_pid_namespace() {
+            return Err(RuntimeError::BadStart(
+                "this process sends its children to another PID namespace (unshare or setns with CLONE_NEWPID), where their pids differ from the ones it would see; start the run from a process of that namespace",
+            ));
+        }
         let _ = cleanup::remove_stale();
         // SAFETY: prctl with these arguments only changes this process's reaping role.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
@@ -116,8 +123,15 @@ impl Runtime {
             }
         };
         let handle = RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0 };
+        let namespace = PidNamespace::current();
         let server = match process::fork() {
-            Ok(0) => server::serve(handle, &self.registry, root),
+            Ok(0) => {
+                // Checked above: the server is in our namespace.
+                if let Some(namespace) = namespace {
+                    PidNamespace::set_current(namespace);
+                }
+                server::serve(handle, &self.registry, root)
+            }
             Ok(pid) => {
                 // The server stores it too, but a health check must not find 0 before it does.
                 handle.table.header().server_pid.store(pid as u32, Ordering::Release);
@@ -220,6 +234,17 @@ fn another_thread_stays() -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     true
+}
+
+/// Whether the children this process forks land in its own PID namespace (`false` after an
+/// `unshare(CLONE_NEWPID)`); `true` where `/proc` cannot tell.
+fn children_share_our_pid_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let children = std::fs::metadata("/proc/self/ns/pid_for_children").map(|link| link.ino());
+    match (children, PidNamespace::current()) {
+        (Ok(children), Some(ours)) => children == ours.as_raw(),
+        _ => true,
+    }
 }
 
 /// Whether this process has a thread besides the caller that has not ended (a thread just

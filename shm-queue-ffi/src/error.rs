@@ -9,7 +9,7 @@ use shm_queue::{AttachError, CreateError, NameError, OpenError, PopError, PushEr
 
 /// Success.
 pub const SHMQ_OK: c_int = 0;
-/// `-EPERM`: the segment belongs to another user.
+/// `-EPERM`: the segment belongs to another user, or was made in another PID namespace.
 pub const SHMQ_EPERM: c_int = -1;
 /// `-ENOENT`: no segment of that name.
 pub const SHMQ_ENOENT: c_int = -2;
@@ -76,7 +76,7 @@ const _: () = {
 pub(crate) fn describe(code: c_int) -> &'static CStr {
     match code.checked_abs().map(|c| -c) {
         Some(SHMQ_OK) => c"success",
-        Some(SHMQ_EPERM) => c"segment belongs to another user",
+        Some(SHMQ_EPERM) => c"segment belongs to another user or PID namespace",
         Some(SHMQ_ENOENT) => c"no such shared-memory segment",
         Some(SHMQ_EIO) => c"internal error in shm-queue (see shmq_last_error)",
         Some(SHMQ_EAGAIN) => c"would block: queue full (push) or empty (pop), or segment not initialised yet (open)",
@@ -209,7 +209,7 @@ impl From<OpenError> for Failure {
             OpenError::InvalidName(e) => name_code(e),
             OpenError::NotFound(_) => SHMQ_ENOENT,
             OpenError::PermissionDenied(_) => SHMQ_EACCES,
-            OpenError::ForeignOwner { .. } => SHMQ_EPERM,
+            OpenError::ForeignOwner { .. } | OpenError::OtherPidNamespace { .. } => SHMQ_EPERM,
             OpenError::NotInitialized(_) => SHMQ_EAGAIN,
             OpenError::BadMagic(_)
             | OpenError::VersionMismatch { .. }

@@ -164,6 +164,18 @@ pub enum OpenError {
     /// Header fields contradict each other (capacity not a power of two, offsets off, ...).
     #[error("segment header is inconsistent: {0}")]
     LayoutMismatch(&'static str),
+    /// Made by a process of another PID namespace (a container that shares `/dev/shm` but not
+    /// its pids): the pids in it name other processes here, or none, so its peers' deaths
+    /// could not be told. See [`PidNamespace`](crate::PidNamespace).
+    #[error("segment {name} belongs to PID namespace pid:[{found}], this process is in pid:[{here}]; processes sharing a queue must share their PID namespace")]
+    OtherPidNamespace {
+        /// Segment name.
+        name: String,
+        /// Its creator's namespace.
+        found: u64,
+        /// Ours.
+        here: u64,
+    },
     /// Too many open files.
     #[error("too many open files")]
     TooManyFiles,

@@ -59,6 +59,11 @@ pub(crate) struct Header {
     pub recheck_ms: u32,
     /// Items allowed in flight, at most `capacity` (below it only for SPSC).
     pub bound: u32,
+    /// The creator's [`PidNamespace`](crate::PidNamespace), 0 if it could not tell: every pid
+    /// in the segment is a pid of that namespace. It lies in what was the padding before the
+    /// control block (zero in segments made before it existed, and ignored by their readers),
+    /// so it needed no new format version.
+    pub creator_pid_namespace: u64,
 }
 
 /// A validated private copy of a header: everything an opener may rely on.
@@ -78,6 +83,10 @@ pub struct HeaderInfo {
     pub recheck_ms: u32,
     /// The creating process.
     pub creator: crate::liveness::ProcessId,
+    /// The creator's PID namespace, as [`PidNamespace::as_raw`](crate::PidNamespace::as_raw)
+    /// gives it (0: unknown). The segment's pids, the creator's and its endpoints', are pids of
+    /// that namespace.
+    pub pid_namespace: u64,
     /// Bytes the segment needs.
     pub total_len: usize,
 }
@@ -173,6 +182,7 @@ impl Header {
             producer_wake_at,
             recheck_ms,
             bound: bound as u32,
+            creator_pid_namespace: crate::pid_namespace::PidNamespace::current_raw(),
         }
     }
 
@@ -232,6 +242,7 @@ impl Header {
             wake,
             recheck_ms: self.recheck_ms.clamp(1, 60_000),
             creator: crate::liveness::ProcessId { pid: self.creator_pid, start_time: self.creator_start_time },
+            pid_namespace: self.creator_pid_namespace,
             total_len: layout.total_len,
         };
         Ok((info, layout))
@@ -250,6 +261,13 @@ pub(crate) fn check_element(found: &TypeFingerprint, expected: &TypeFingerprint)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_still_fits_the_space_format_2_gave_it() {
+        // The namespace took padding: the control block must not move.
+        assert_eq!(std::mem::offset_of!(Header, creator_pid_namespace), 208);
+        assert_eq!(Layout::compute(KindId::Spsc, 8, 8, 8).unwrap().control_offset, 256);
+    }
 
     #[test]
     fn layout_keeps_parts_apart_and_aligned() {

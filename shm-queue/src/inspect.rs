@@ -63,9 +63,25 @@ impl Inspector {
         QueueStats::read(self.control(), self.info.kind, self.info.capacity)
     }
 
-    /// The endpoint table, with each owner's liveness checked now.
+    /// The endpoint table, with each owner's liveness checked now (every owner counts as
+    /// alive in a segment of [another PID namespace](Self::is_foreign), where it cannot be
+    /// judged).
     pub fn endpoints(&self) -> Vec<EndpointInfo> {
-        endpoint::list(self.control())
+        let mut endpoints = endpoint::list(self.control());
+        if self.is_foreign() {
+            for endpoint in &mut endpoints {
+                endpoint.alive = true;
+            }
+        }
+        endpoints
+    }
+
+    /// Whether the segment was made in another PID namespace than this process's (a container
+    /// sharing `/dev/shm` but not its pids): its creator's and endpoints' pids name other
+    /// processes here, or none, so nobody here can tell whether they live.
+    /// [`Queue::open`](crate::Queue::open) refuses such a segment; an inspector shows it.
+    pub fn is_foreign(&self) -> bool {
+        crate::PidNamespace::is_foreign(self.info.pid_namespace)
     }
 
     /// Poisons the queue and wakes all its sleepers.
@@ -98,8 +114,9 @@ impl Inspector {
     }
 
     /// Whether nothing can use this segment any more: its creator and every recorded endpoint
-    /// owner are dead (a handed-over end counts as alive while its last owner is).
+    /// owner are dead (a handed-over end counts as alive while its last owner is). Never for a
+    /// segment of [another PID namespace](Self::is_foreign).
     pub fn is_stale(&self) -> bool {
-        !self.info.creator.is_alive() && self.endpoints().iter().all(|e| !e.alive)
+        !self.is_foreign() && !self.info.creator.is_alive() && self.endpoints().iter().all(|e| !e.alive)
     }
 }

@@ -20,6 +20,9 @@
 //!   rewrites a ring's indices can make two ends see the same slot at once (torn items, or a
 //!   slot read while written), and one that shrinks the segment makes its users fault
 //!   (SIGBUS). Every process that can write a segment is trusted to run this library.
+//! - **One PID namespace per queue**: pids are judged in `/proc`, so a segment records its
+//!   creator's [`PidNamespace`]; a process of another namespace (a container sharing only
+//!   `/dev/shm`) gets [`OpenError::OtherPidNamespace`], and nothing it records is misjudged.
 //!
 //! Two processes sharing a queue by name:
 //!
@@ -83,6 +86,7 @@ pub mod futex;
 #[cfg(not(loom))]
 mod inspect;
 mod liveness;
+mod pid_namespace;
 #[cfg(not(loom))]
 mod producer;
 #[cfg(not(loom))]
@@ -113,6 +117,7 @@ pub use endpoint::{EndpointInfo, EndpointState, Role};
 #[cfg(not(loom))]
 pub use inspect::Inspector;
 pub use liveness::{ForkClock, Liveness, ProcessId, ProcessStatus};
+pub use pid_namespace::PidNamespace;
 #[cfg(not(loom))]
 pub use producer::{Producer, WriteChunk};
 #[cfg(not(loom))]

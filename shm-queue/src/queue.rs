@@ -15,6 +15,7 @@ use crate::fingerprint::TypeFingerprint;
 use crate::header::{check_capacity, check_element, Header, Layout};
 use crate::kind::Kind;
 use crate::name::ShmName;
+use crate::pid_namespace::PidNamespace;
 use crate::region::Region;
 use crate::ring::RawRing;
 use crate::stats::QueueStats;
@@ -243,10 +244,16 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     ///
     /// # Errors
     /// `NotFound`, `PermissionDenied`, `ForeignOwner`, `NotInitialized`, `BadMagic`,
-    /// `VersionMismatch`, `KindMismatch`, `TypeMismatch`, `Truncated`, `LayoutMismatch`.
+    /// `VersionMismatch`, `KindMismatch`, `TypeMismatch`, `Truncated`, `LayoutMismatch`,
+    /// `OtherPidNamespace`.
     pub fn open(name: &str) -> Result<Self, OpenError> {
         let shm_name = ShmName::new(name)?;
         let opened = crate::segment::open(&shm_name)?;
+        // Its pids are judged in our /proc: from another namespace they would name strangers.
+        if PidNamespace::is_foreign(opened.info.pid_namespace) {
+            let here = PidNamespace::current_raw();
+            return Err(OpenError::OtherPidNamespace { name: name.into(), found: opened.info.pid_namespace, here });
+        }
         if opened.info.kind != K::ID {
             return Err(OpenError::KindMismatch { found: opened.info.kind.to_string(), expected: K::ID.as_str() });
         }

@@ -13,8 +13,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::time::Duration;
 
 use shm_queue::{
-    AttachError, CreateError, Handover, Inspector, Mpmc, Mpsc, NameError, OpenError, PopError, PushError, Queue,
-    QueueOptions, Segment, ShmName, Spmc, Spsc, UnlinkError, WakePolicy, FORMAT_VERSION, MAX_CAPACITY, MAX_NAME_LEN,
+    AttachError, CreateError, Handover, Inspector, Mpmc, Mpsc, NameError, OpenError, PidNamespace, PopError, PushError,
+    Queue, QueueOptions, Segment, ShmName, Spmc, Spsc, UnlinkError, WakePolicy, FORMAT_VERSION, MAX_CAPACITY,
+    MAX_NAME_LEN,
 };
 
 /// Fresh names for one test; on drop (unless the test is already failing) checks that none of
@@ -232,6 +233,33 @@ fn header_from_another_format_version_is_version_mismatch() {
     }
     segment_file(&name).write_all_at(&FORMAT_VERSION.to_le_bytes(), 8).unwrap();
     assert!(Queue::<u64, Spsc>::open(&name).is_ok(), "the right version opens again");
+}
+
+#[test]
+fn a_segment_of_another_pid_namespace_is_refused_and_never_judged() {
+    let mut names = Names::new("a_segment_of_another_pid_namespace_is_refused_and_never_judged");
+    let name = names.next();
+    let queue = Queue::<u64, Spsc>::create(&name, 8).unwrap();
+    let here = PidNamespace::current().expect("/proc is mounted").as_raw();
+    // The creator's pid (offset 144) rewritten to one no process has: the segment looks stale.
+    segment_file(&name).write_all_at(&((1u32 << 22) + 1).to_le_bytes(), 144).unwrap();
+    assert!(Inspector::open(&name).unwrap().is_stale());
+    // The creator's PID namespace is the u64 at offset 208: as if a container made it.
+    segment_file(&name).write_all_at(&(here + 1).to_le_bytes(), 208).unwrap();
+    match Queue::<u64, Spsc>::open(&name) {
+        Err(OpenError::OtherPidNamespace { name: n, found, here: h }) => {
+            assert_eq!((n, found, h), (name.clone(), here + 1, here))
+        }
+        other => panic!("opened from another namespace: {other:?}"),
+    }
+    let inspector = Inspector::open(&name).unwrap();
+    assert!(inspector.is_foreign(), "an inspector still shows it");
+    assert!(!inspector.is_stale(), "a pid of another namespace is never judged dead");
+    // 0 is what a creator without /proc records (and what segments older than the field hold).
+    segment_file(&name).write_all_at(&0u64.to_le_bytes(), 208).unwrap();
+    assert!(Queue::<u64, Spsc>::open(&name).is_ok());
+    assert!(!Inspector::open(&name).unwrap().is_foreign());
+    drop(queue);
 }
 
 #[test]

@@ -11,8 +11,8 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use harness::{open_segment, Outcome, INIT_READY, INIT_STATE_AT};
-use shm_queue::{Kind, Mpmc, Mpsc, Pod, Queue, QueueOptions, Spmc, Spsc, WakePolicy, SHM_DIR};
+use harness::{open_segment, Outcome, INIT_READY, INIT_STATE_AT, PID_NAMESPACE_AT};
+use shm_queue::{Kind, Mpmc, Mpsc, PidNamespace, Pod, Queue, QueueOptions, Spmc, Spsc, WakePolicy, SHM_DIR};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/open_segment")
@@ -29,8 +29,15 @@ fn ours_left(name: &str) -> bool {
 }
 
 /// The bytes of a real segment with a few items in it and both ends attached, as a fuzz input
-/// whose selector picks the same kind and element type.
+/// whose selector picks the same kind and element type; its PID namespace is left unknown
+/// (0), so that the committed seeds open on any machine.
 fn seed<T: Pod, K: Kind>(selector: u8, options: QueueOptions) -> Vec<u8> {
+    let mut input = real_segment::<T, K>(selector, options);
+    input[1 + PID_NAMESPACE_AT.start..1 + PID_NAMESPACE_AT.end].fill(0);
+    input
+}
+
+fn real_segment<T: Pod, K: Kind>(selector: u8, options: QueueOptions) -> Vec<u8> {
     let name = unique_name();
     let queue = Queue::<T, K>::create_with(&name, options).expect("create");
     let mut tx = queue.producer().expect("producer");
@@ -62,6 +69,14 @@ fn the_harness_marks_init_state_where_real_segments_keep_it() {
     let input = seed::<u64, Spsc>(0, QueueOptions::new(1));
     let at = INIT_STATE_AT.start + 1..INIT_STATE_AT.end + 1;
     assert_eq!(input[at], INIT_READY.to_ne_bytes(), "header layout changed: update the fuzz harness");
+}
+
+#[test]
+fn seeds_leave_the_pid_namespace_where_real_segments_record_it() {
+    let input = real_segment::<u64, Spsc>(0, QueueOptions::new(1));
+    let at = PID_NAMESPACE_AT.start + 1..PID_NAMESPACE_AT.end + 1;
+    let here = PidNamespace::current().expect("/proc is mounted").as_raw();
+    assert_eq!(input[at], here.to_ne_bytes(), "header layout changed: update the fuzz harness");
 }
 
 #[test]

@@ -69,6 +69,15 @@ fn alive(alive: bool) -> &'static str {
     }
 }
 
+/// What can be said of a pid recorded in a segment: nothing, if it is another namespace's.
+fn liveness(foreign: bool, alive_here: impl FnOnce() -> bool) -> &'static str {
+    if foreign {
+        "other PID namespace"
+    } else {
+        alive(alive_here())
+    }
+}
+
 fn ls() -> Result<(), String> {
     outln!("{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} endpoints", "name", "kind", "element", "capacity", "fill", "owner");
     for name in all_segments()? {
@@ -88,7 +97,12 @@ fn ls() -> Result<(), String> {
                             EndpointState::HandedOver => " handed-over",
                             EndpointState::Dead => " marked-dead",
                         };
-                        format!("{}:{}({}{state})", e.role.as_str(), e.owner.pid, alive(e.alive))
+                        format!(
+                            "{}:{}({}{state})",
+                            e.role.as_str(),
+                            e.owner.pid,
+                            liveness(queue.is_foreign(), || e.alive)
+                        )
                     })
                     .collect();
                 outln!(
@@ -98,7 +112,7 @@ fn ls() -> Result<(), String> {
                     format!("{}B {}", header.element.size, short(&header.element.name).escape_debug()),
                     header.capacity,
                     stats.len,
-                    format!("{} ({})", header.creator.pid, alive(header.creator.is_alive())),
+                    format!("{} ({})", header.creator.pid, liveness(queue.is_foreign(), || header.creator.is_alive())),
                     if endpoints.is_empty() { "-".to_owned() } else { endpoints.join(" ") }
                 );
             }
@@ -111,8 +125,8 @@ fn ls() -> Result<(), String> {
                         "-",
                         "-",
                         "-",
-                        root.pid,
-                        alive(root.is_alive())
+                        root.process.pid,
+                        liveness(root.is_foreign(), || root.is_alive())
                     );
                 }
             }
@@ -136,7 +150,7 @@ fn stat(name: &str) -> Result<(), String> {
     outln!("element     {}", h.element.to_string().escape_debug());
     outln!("capacity    {} (bound {})", h.capacity, h.bound);
     outln!("wake        {:?}, re-check every {} ms", h.wake, h.recheck_ms);
-    outln!("creator     pid {} ({})", h.creator.pid, alive(h.creator.is_alive()));
+    outln!("creator     pid {} ({})", h.creator.pid, liveness(queue.is_foreign(), || h.creator.is_alive()));
     outln!("pushed      {}", s.pushed);
     outln!("popped      {}", s.popped);
     outln!("fill        {}", s.len);
@@ -165,7 +179,7 @@ fn stat(name: &str) -> Result<(), String> {
             e.slot,
             e.role.as_str(),
             e.owner.pid,
-            alive(e.alive),
+            liveness(queue.is_foreign(), || e.alive),
             e.state
         );
     }
@@ -181,12 +195,22 @@ fn clean(dry_run: bool, force: bool) -> Result<(), String> {
         outln!("{verb} {name} (its run's root is dead)");
         removed += 1;
     }
+    if !runs.foreign.is_empty() {
+        outln!(
+            "kept {} segment(s) of runs in another PID namespace (their pids mean nothing here)",
+            runs.foreign.len()
+        );
+    }
     // Queues made outside the runtime: stale when their creator and every endpoint are dead.
     for name in all_segments()? {
         if runtime::root_of(&name).is_some() {
             continue; // a run's segment: decided above, by its root
         }
         let Ok(queue) = Inspector::open_now(&name) else { continue }; // not ours: never touched
+        if queue.is_foreign() {
+            outln!("kept {name}: made in another PID namespace (its pids mean nothing here)");
+            continue;
+        }
         if !queue.is_stale() {
             continue;
         }
