@@ -36,6 +36,11 @@ pub fn find_stale() -> std::io::Result<CleanupReport> {
 fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
     let mut report = CleanupReport::default();
     for name in shm_queue::list(NAME_PREFIX)? {
+        // A name we could not have made (anyone can name a file in /dev/shm) is not ours, even
+        // if it starts like ours: never reported, never touched.
+        if shm_queue::ShmName::new(&name).is_err() {
+            continue;
+        }
         let Some(root) = root_of(&name) else { continue };
         if root.is_foreign() {
             report.foreign.push(name);

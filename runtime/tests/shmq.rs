@@ -95,10 +95,42 @@ fn clean_leaves_files_that_are_not_ours() {
     let _serial = cleaning();
     let path = format!("/dev/shm/shmq-tool-test-{}-foreign", std::process::id());
     std::fs::write(&path, b"not a queue").unwrap();
+    // Named like a run of a dead root, but with a byte no name of ours holds (a terminal
+    // escape): not ours either, and never echoed.
+    let lookalike = format!("/dev/shm/shmpipe.{}.1.0.0.\x1b[31mred", (1u32 << 22) + 1);
+    std::fs::write(&lookalike, b"").unwrap();
+    let (ok, out, _) = shmq(&["clean", "--dry-run"]);
+    assert!(ok && !out.contains('\x1b') && !out.contains("red"), "{out:?}");
     let (ok, out, _) = shmq(&["clean"]);
     assert!(ok);
     assert!(std::path::Path::new(&path).exists(), "{out}");
+    assert!(std::path::Path::new(&lookalike).exists(), "{out:?}");
     std::fs::remove_file(path).unwrap();
+    std::fs::remove_file(lookalike).unwrap();
+}
+
+/// Byte offset of the creator's PID namespace in the segment header.
+const PID_NAMESPACE_OFFSET: u64 = 208;
+
+#[test]
+fn a_queue_of_another_pid_namespace_is_marked_and_kept() {
+    let _serial = cleaning();
+    let n = name("other-pidns");
+    let mut queue = Queue::<u64, Spsc>::create(&n, 8).unwrap();
+    queue.keep_name();
+    drop(queue);
+    orphan(&n);
+    let here = shm_queue::PidNamespace::current().unwrap().as_raw();
+    let mut file = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm{n}")).unwrap();
+    file.seek(SeekFrom::Start(PID_NAMESPACE_OFFSET)).unwrap();
+    file.write_all(&(here + 1).to_le_bytes()).unwrap();
+    let (ok, out, _) = shmq(&["ls"]);
+    let line = out.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(ok && line.contains("(other PID namespace)"), "{line}");
+    let (ok, out, _) = shmq(&["clean"]);
+    assert!(ok && out.contains(&format!("kept {n}: made in another PID namespace")), "{out}");
+    assert!(std::path::Path::new(&format!("/dev/shm{n}")).exists(), "its creator may well be alive");
+    shm_queue::unlink(&n).unwrap();
 }
 
 #[test]

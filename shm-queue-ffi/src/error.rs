@@ -191,7 +191,7 @@ impl From<CreateError> for Failure {
             CreateError::InvalidName(e) => name_code(e),
             CreateError::AlreadyExists(_) => SHMQ_EEXIST,
             CreateError::PermissionDenied(_) => SHMQ_EACCES,
-            CreateError::NoSpace { .. } => SHMQ_ENOSPC,
+            CreateError::NoSpace { .. } | CreateError::OutOfMemory { .. } => SHMQ_ENOSPC,
             CreateError::TooManyFiles => SHMQ_EMFILE,
             CreateError::InvalidCapacity { .. }
             | CreateError::InvalidBound { .. }

@@ -62,6 +62,10 @@ pub(crate) fn attach(ctl: &Control, kind: KindId, role: Role) -> Result<u32, Att
     if ctl.state.flags.load(Ordering::Acquire) & POISONED != 0 {
         return Err(AttachError::Poisoned);
     }
+    // Before the slot is claimed: the first call in a process reads `/proc` (tens of µs), and
+    // a process killed between the count and the owner's pid leaves an endpoint nobody can
+    // find dead. Taken here, that window is a few stores.
+    let me = ProcessId::current();
     let (index, slot, claimed) = reserve_slot(ctl).ok_or(AttachError::TooManyEndpoints { max: MAX_ENDPOINTS })?;
     let count = role.count(ctl);
     let mut n = count.load(Ordering::Acquire);
@@ -83,7 +87,7 @@ pub(crate) fn attach(ctl: &Control, kind: KindId, role: Role) -> Result<u32, Att
             Err(now) => n = now,
         }
     }
-    fill_slot(slot, claimed, role, ProcessId::current());
+    fill_slot(slot, claimed, role, me);
     Ok(index)
 }
 
@@ -171,6 +175,9 @@ pub(crate) fn adopt(ctl: &Control, slot: u32, role: Role) -> Result<(), AttachEr
     if entry.role.load(Ordering::Relaxed) != role as u32 {
         return Err(AttachError::NoPendingHandover { slot });
     }
+    // Before the claim, as in `attach`: a slot left CLAIMING by a process killed mid-read of
+    // `/proc` would hold a counted end that no one owns.
+    let me = ProcessId::current();
     let word = entry.state.load(Ordering::Acquire);
     let claimed = slot_state::next_owner(word, slot_state::CLAIMING);
     if slot_state::of(word) != slot_state::HANDOVER
@@ -178,7 +185,7 @@ pub(crate) fn adopt(ctl: &Control, slot: u32, role: Role) -> Result<(), AttachEr
     {
         return Err(AttachError::NoPendingHandover { slot });
     }
-    fill_slot(entry, claimed, role, ProcessId::current());
+    fill_slot(entry, claimed, role, me);
     Ok(())
 }
 

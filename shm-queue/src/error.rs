@@ -58,6 +58,12 @@ pub enum CreateError {
     /// Too many open files in this process or system.
     #[error("too many open files")]
     TooManyFiles,
+    /// The allocator has no block that large for a queue on the heap.
+    #[error("cannot allocate {len} bytes for a queue on the heap")]
+    OutOfMemory {
+        /// Bytes asked for.
+        len: usize,
+    },
     /// Capacity is zero, not a power of two, or too large.
     #[error("unsupported capacity {capacity}: it must be a power of two between 1 and {max}")]
     InvalidCapacity {

@@ -148,6 +148,23 @@ impl<T: Pod, K: Kind> fmt::Debug for Queue<T, K> {
 }
 
 impl<T: Pod, K: Kind> Queue<T, K> {
+    /// A header records the element's size in 32 bits; a larger type would pass the size
+    /// check of [`open`](Self::open) with the size cut short and then index past the segment.
+    /// Refused at compile time, where the queue's type is named:
+    ///
+    /// ```compile_fail,E0080
+    /// #[derive(Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Huge([u8; 1 << 32]);
+    /// // SAFETY (of the example): bytes only, no padding.
+    /// unsafe impl bytemuck::Zeroable for Huge {}
+    /// // SAFETY (of the example): as above.
+    /// unsafe impl bytemuck::Pod for Huge {}
+    /// let _ = shm_queue::Queue::<Huge, shm_queue::Spsc>::open("/too-large");
+    /// ```
+    const ELEMENT_SIZE_FITS_THE_HEADER: () =
+        assert!(size_of::<T>() <= u32::MAX as usize, "shm-queue elements must be smaller than 4 GiB");
+
     /// Creates a segment `name` holding a queue of `capacity` slots, with default options.
     ///
     /// # Errors
@@ -193,11 +210,13 @@ impl<T: Pod, K: Kind> Queue<T, K> {
     /// A queue on the heap with the same layout and algorithm, for threads of one process.
     ///
     /// # Errors
-    /// `InvalidCapacity`, `InvalidBound`, `InvalidWakeThreshold`, `UnsupportedAlignment`.
+    /// `InvalidCapacity`, `InvalidBound`, `InvalidWakeThreshold`, `UnsupportedAlignment`,
+    /// `OutOfMemory`.
     pub fn on_heap(options: QueueOptions) -> Result<Self, CreateError> {
         options.validate(K::ID)?;
         let (header, layout) = Self::header(&options)?;
-        let region = Region::heap(header, layout, K::ID, options.capacity);
+        let region = Region::try_heap(header, layout, K::ID, options.capacity)
+            .ok_or(CreateError::OutOfMemory { len: layout.total_len })?;
         Ok(Self::from_region(region, layout, &options, None, false))
     }
 
@@ -228,6 +247,7 @@ impl<T: Pod, K: Kind> Queue<T, K> {
         name: Option<Arc<str>>,
         unlink_on_drop: bool,
     ) -> Self {
+        let () = Self::ELEMENT_SIZE_FITS_THE_HEADER;
         let (capacity, bound) = (options.capacity, options.bound_or_capacity());
         // SAFETY: the region was initialised (by us or, for `open`, by a creator whose header
         // we validated) with exactly this layout, kind, capacity and bound.

@@ -31,20 +31,28 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// A zeroed heap block of `layout.total_len` bytes, initialised as a ring of `kind`.
-    pub fn heap(header: Header, layout: Layout, kind: KindId, capacity: usize) -> Self {
+    /// A zeroed heap block of `layout.total_len` bytes, initialised as a ring of `kind`;
+    /// `None` when the allocator has no such block (a valid capacity of large elements can ask
+    /// for more than the address space).
+    pub fn try_heap(header: Header, layout: Layout, kind: KindId, capacity: usize) -> Option<Self> {
         // Page-aligned like a mapping: elements may be aligned up to the page size, which is
         // larger than 4096 on some hosts.
         let alloc_layout =
             alloc::Layout::from_size_align(layout.total_len, crate::header::page_size()).expect("layout fits");
         // SAFETY: the layout has non-zero size (it holds at least the header).
         let ptr = unsafe { alloc::alloc_zeroed(alloc_layout) };
-        let base = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(alloc_layout));
+        let base = NonNull::new(ptr)?;
         let region =
             Self { base, len: layout.total_len, backing: Backing::Heap { alloc_layout, layout, capacity, kind } };
         // SAFETY: freshly allocated, zeroed, `total_len` bytes, exclusively ours.
         unsafe { initialise(base, header, layout, kind, capacity) };
-        region
+        Some(region)
+    }
+
+    /// [`try_heap`](Self::try_heap) for the small rings of tests and models.
+    #[cfg(any(test, loom))]
+    pub fn heap(header: Header, layout: Layout, kind: KindId, capacity: usize) -> Self {
+        Self::try_heap(header, layout, kind, capacity).expect("a test ring fits in memory")
     }
 
     /// Wraps a mapped segment.

@@ -350,6 +350,21 @@ fn an_element_aligned_beyond_a_page_is_unsupported_alignment() {
     assert_eq!(slot.0[4095], 7);
 }
 
+/// Elements of 1 MiB.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Mebibyte([[u8; 4096]; 256]);
+
+#[test]
+fn a_heap_queue_larger_than_the_address_space_is_out_of_memory_not_an_abort() {
+    // A valid capacity of 1 MiB elements: 2^50 bytes, beyond any address space x86-64 or
+    // AArch64 gives a process, so the allocator refuses whatever the overcommit policy.
+    match Queue::<Mebibyte, Spsc>::on_heap(QueueOptions::new(1 << 30)) {
+        Err(CreateError::OutOfMemory { len }) => assert!(len > 1 << 50, "{len}"),
+        other => panic!("expected OutOfMemory, got {:?}", other.map(drop)),
+    }
+    assert!(Queue::<Mebibyte, Spsc>::on_heap(QueueOptions::new(2)).is_ok(), "a small one fits");
+}
 #[test]
 fn unsupported_capacity_is_invalid_capacity() {
     let mut names = Names::new("unsupported_capacity_is_invalid_capacity");
@@ -566,6 +581,11 @@ fn error_display_strings_are_single_clean_lines() {
         (PushError::PeerDead { pid: 12, item: 5u64 }.to_string(), "consumer process 12 died without detaching".into()),
         (PopError::PeerDead { pid: 7 }.to_string(), "producer process 7 died without detaching".into()),
         (PopError::Disconnected.to_string(), "every producer has left and the queue is drained".into()),
+        (
+            OpenError::OtherPidNamespace { name: "/q".into(), found: 4026532178, here: 4026531836 }.to_string(),
+            "segment /q belongs to PID namespace pid:[4026532178], this process is in pid:[4026531836]; processes sharing a queue must share their PID namespace".into(),
+        ),
+        (CreateError::OutOfMemory { len: 1 << 50 }.to_string(), "cannot allocate 1125899906842624 bytes for a queue on the heap".into()),
     ];
     let _tx = queue.producer().unwrap();
     texts.push((queue.producer().unwrap_err().to_string(), "this SPSC queue already has its single producer".into()));

@@ -192,7 +192,7 @@ fn clean(dry_run: bool, force: bool) -> Result<(), String> {
     // Runs whose root died: everything under their prefix.
     let runs = if dry_run { runtime::find_stale() } else { runtime::remove_stale() }.map_err(|e| e.to_string())?;
     for name in &runs.removed {
-        outln!("{verb} {name} (its run's root is dead)");
+        outln!("{verb} {} (its run's root is dead)", name.escape_debug());
         removed += 1;
     }
     if !runs.foreign.is_empty() {
