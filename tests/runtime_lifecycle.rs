@@ -41,6 +41,10 @@ fn main() {
         stages_go_before_the_root_and_the_server_when_memory_runs_out,
         a_stage_the_oom_killer_ends_is_reported_as_out_of_memory,
         a_run_and_a_queue_of_another_pid_namespace_are_neither_cleaned_nor_opened,
+        a_stage_requested_just_before_finish_still_runs,
+        one_run_at_a_time_and_none_from_a_stage,
+        text_buffered_for_stdout_before_the_start_is_written_once,
+        the_roots_signal_dispositions_are_its_own_again_after_the_run,
     ]);
 }
 
@@ -644,4 +648,137 @@ fn a_run_and_a_queue_of_another_pid_namespace_are_neither_cleaned_nor_opened() {
     assert!(peer.wait().unwrap().success(), "the peer finished its run");
     assert!(shm_entries_containing(&prefix).is_empty(), "the peer's run removed its segments");
     assert!(shm_entries_containing(&queue[1..]).is_empty(), "the peer's queue is gone with it");
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct LateArgs {
+    output: QueueName,
+    writer: Entry<QueueName>,
+}
+
+/// Asks for a writer stage and returns at once, without joining it.
+fn late_requester(run: &RunHandle, args: LateArgs) -> StageResult {
+    run.spawn(args.writer, &args.output)?;
+    Ok(0)
+}
+
+fn writer(_run: &RunHandle, output: QueueName) -> StageResult {
+    Queue::<u64, Spsc>::open(output.as_str())?.producer()?.push(7)?;
+    Ok(0)
+}
+
+/// The root calls `finish` while a stage asks for another and returns without joining it:
+/// `finish` waits for every stage, the one asked for last included. (The server used to stop
+/// as soon as `stop` was set and its last child was gone, without looking for a request
+/// still queued; that window, between a stage's request and its exit, is not pinned here.)
+fn a_stage_requested_just_before_finish_still_runs() {
+    let mut rt = Runtime::builder();
+    let requester = rt.register("late-requester", late_requester);
+    let writer = rt.register("writer", writer);
+    let run = rt.start().unwrap();
+    let (queue, output) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
+    let mut rx = queue.consumer().unwrap();
+    run.spawn(requester, &LateArgs { output, writer }).unwrap();
+    run.finish().unwrap();
+    assert_eq!(rx.try_pop(), Ok(7), "the stage asked for last ran before the run ended");
+}
+
+/// Starts a run of its own: a stage may not.
+fn nested_start(_run: &RunHandle, _: u64) -> StageResult {
+    let mut rt = Runtime::builder();
+    rt.register("answer", answer);
+    match rt.start() {
+        Err(RuntimeError::BadStart(why)) if why.contains("already has a run") => Ok(1),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(0),
+    }
+}
+
+/// The signal handlers and the orphans a root reaps are its process's: a second run at once
+/// would take them from the first (a Ctrl-C reaching only one server, the first's handlers
+/// reset by the second's end). Refused, from the root and from a stage; after `finish`, the
+/// next run starts.
+fn one_run_at_a_time_and_none_from_a_stage() {
+    let mut rt = Runtime::builder();
+    let nested = rt.register("nested", nested_start);
+    let run = rt.start().unwrap();
+    let mut second = Runtime::builder();
+    second.register("answer", answer);
+    match second.start() {
+        Err(RuntimeError::BadStart(why)) => assert!(why.contains("already has a run"), "{why}"),
+        other => panic!("a second run started beside the first: {:?}", other.map(|_| ())),
+    }
+    assert_eq!(run.spawn(nested, &0u64).unwrap().join().unwrap().result, 1, "a stage started a run");
+    run.finish().unwrap();
+    let mut next = Runtime::builder();
+    let answer = next.register("answer", answer);
+    let run = next.start().unwrap();
+    assert_eq!(run.spawn(answer, &1u64).unwrap().join().unwrap().result, 2);
+    run.finish().unwrap();
+}
+
+/// A root that printed part of a line before the start: the server and every stage are forked
+/// copies of it, and would each write that text again as they exit.
+fn text_buffered_for_stdout_before_the_start_is_written_once() {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("shmpipe-stdout-case-{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    // SAFETY: plain descriptor calls on descriptors we own.
+    let saved = unsafe { libc::dup(1) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), 1) }, 1);
+    print!("a line without its end");
+    let mut rt = Runtime::builder();
+    let answer = rt.register("answer", answer);
+    let run = rt.start().unwrap();
+    for n in 0..3u64 {
+        assert_eq!(run.spawn(answer, &n).unwrap().join().unwrap().result, n + 1);
+    }
+    run.finish().unwrap();
+    std::io::stdout().flush().unwrap();
+    // SAFETY: putting our stdout back.
+    unsafe {
+        libc::dup2(saved, 1);
+        libc::close(saved);
+    }
+    let written = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(written, "a line without its end", "written by the root alone, once");
+}
+
+extern "C" fn on_usr_term(_: libc::c_int) {}
+
+/// The current handler of `signal`, as a number (SIG_DFL, SIG_IGN or a function's address).
+fn disposition(signal: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: reading the disposition into a zeroed, valid out-pointer.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current);
+        current.sa_sigaction
+    }
+}
+
+/// A root with its own SIGTERM handler and SIGHUP ignored (as under `nohup`): during the run a
+/// hang-up still interrupts nothing, and afterwards both are as they were.
+fn the_roots_signal_dispositions_are_its_own_again_after_the_run() {
+    let mine = on_usr_term as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: installing a handler that does nothing, and ignoring a signal.
+    unsafe {
+        libc::signal(libc::SIGTERM, mine);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let mut rt = Runtime::builder();
+    let answer = rt.register("answer", answer);
+    let run = rt.start().unwrap();
+    assert_ne!(disposition(libc::SIGTERM), mine, "the run handles SIGTERM");
+    assert_eq!(disposition(libc::SIGHUP), libc::SIG_IGN, "an ignored hang-up stays ignored");
+    // SAFETY: signalling ourselves with a signal we ignore.
+    unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
+    assert_eq!(run.spawn(answer, &1u64).unwrap().join().unwrap().result, 2);
+    assert!(run.failure().is_none(), "the ignored hang-up interrupted the run");
+    run.finish().unwrap();
+    assert_eq!(disposition(libc::SIGTERM), mine, "the root's handler is back");
+    assert_eq!(disposition(libc::SIGHUP), libc::SIG_IGN);
+    assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
 }

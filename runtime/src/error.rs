@@ -38,15 +38,32 @@ fn signal_name(sig: i32) -> &'static str {
         libc::SIGABRT => "SIGABRT",
         libc::SIGBUS => "SIGBUS",
         libc::SIGPIPE => "SIGPIPE",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
         _ => "other",
     }
+}
+
+/// The text of [`RuntimeError::StageFailed`]: a stage the server could not start has no pid,
+/// and the exit code it is recorded with (126, as a shell's for a command it cannot run) is
+/// not something the stage said.
+fn stage_failure(stage: StageId, entry: &str, pid: u32, status: ExitStatus, reason: Option<&str>) -> String {
+    if pid == 0 {
+        return format!(
+            "stage {stage} ({entry}) could not be started: {}",
+            reason.unwrap_or("the fork server could not fork it")
+        );
+    }
+    let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    format!("stage {stage} ({entry}, pid {pid}) failed: {status}{reason}")
 }
 
 /// Why a run (or one of its operations) failed.
 #[derive(Debug, Error)]
 pub enum RuntimeError {
-    /// A stage exited non-zero or was killed; the run was stopped.
-    #[error("stage {stage} ({entry}, pid {pid}) failed: {status}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    /// A stage exited non-zero or was killed, or could not be started (pid 0); the run was
+    /// stopped.
+    #[error("{}", stage_failure(*stage, entry, *pid, *status, reason.as_deref()))]
     StageFailed {
         /// The first stage that failed.
         stage: StageId,
@@ -62,7 +79,7 @@ pub enum RuntimeError {
         /// at work, that it most likely ran out of memory. At most 256 bytes.
         reason: Option<String>,
     },
-    /// The root received SIGINT or SIGTERM; the run was stopped.
+    /// The root received SIGINT, SIGTERM, SIGHUP or SIGQUIT; the run was stopped.
     #[error("interrupted by signal {0}")]
     Interrupted(i32),
     /// The stage table is full.
@@ -102,8 +119,9 @@ pub enum RuntimeError {
         /// The errno.
         source: std::io::Error,
     },
-    /// `Runtime::start` was called where it cannot work (e.g. from a process with several
-    /// threads, from a stage, or twice at once).
+    /// `Runtime::start` was called where it cannot work: from a process with several threads,
+    /// from a stage, twice at once, or from a process whose children go to another PID
+    /// namespace.
     #[error("cannot start a run: {0}")]
     BadStart(&'static str),
 }

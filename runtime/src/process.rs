@@ -54,15 +54,35 @@ pub(crate) fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) 
 }
 
 /// Installs `handler` for `signal` without SA_RESTART, so a blocked futex wait returns EINTR.
-pub(crate) fn set_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    // SAFETY: a zeroed sigaction is valid; the handler only touches atomics and calls
-    // async-signal-safe functions (each handler's own comment says which).
+/// Returns the disposition it replaced.
+pub(crate) fn set_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) -> libc::sigaction {
+    // SAFETY: zeroed sigactions are valid; the handler only touches atomics and calls
+    // async-signal-safe functions (each handler's own comment says which); `previous` is a
+    // valid out-pointer.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
+        let mut previous: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as usize;
         libc::sigemptyset(&mut action.sa_mask);
         action.sa_flags = 0;
-        libc::sigaction(signal, &action, std::ptr::null_mut());
+        libc::sigaction(signal, &action, &mut previous);
+        previous
+    }
+}
+
+/// Puts back a disposition [`set_handler`] returned.
+pub(crate) fn restore_disposition(signal: libc::c_int, previous: &libc::sigaction) {
+    // SAFETY: `previous` is a disposition the kernel gave us for this signal.
+    unsafe { libc::sigaction(signal, previous, std::ptr::null_mut()) };
+}
+
+/// Whether `signal` is ignored in this process (as `nohup` leaves SIGHUP, or a shell leaves
+/// SIGINT for a background job): such a choice is the caller's, to keep.
+pub(crate) fn is_ignored(signal: libc::c_int) -> bool {
+    // SAFETY: a null new action only reads the current one into a valid out-pointer.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0 && current.sa_sigaction == libc::SIG_IGN
     }
 }
 
@@ -76,7 +96,9 @@ pub(crate) fn set_info_handler(
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as usize;
         libc::sigemptyset(&mut action.sa_mask);
-        action.sa_flags = libc::SA_SIGINFO;
+        // SA_NOCLDSTOP: a child stopped or continued (Ctrl-Z, a scheduler's suspend) has not
+        // ended; a SIGCHLD for it would have the server treat a living stage as exiting.
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_NOCLDSTOP;
         libc::sigaction(signal, &action, std::ptr::null_mut());
     }
 }

@@ -1,7 +1,7 @@
 //! The root's side: register entry points, start the run (and its fork server), finish it.
 
 use std::ops::Deref;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,8 +76,9 @@ impl Runtime {
     /// of 37, and a 9,929-stage sieve took 17 % less time.
     ///
     /// # Errors
-    /// `BadStart` if this process has more than one thread; segment creation errors, or `Os`
-    /// if a system call fails.
+    /// `BadStart` if this process has more than one thread, already has a run (or is a stage
+    /// of one), or sends its children to another PID namespace; segment creation errors, or
+    /// `Os` if a system call fails.
     pub fn start(self) -> Result<Run, RuntimeError> {
         // fork copies only the calling thread: a lock another thread holds (the allocator's,
         // stdout's) would stay held forever in the server and every stage.
@@ -86,6 +87,8 @@ impl Runtime {
                 "the process has more than one thread, and fork copies only the calling one (start the run before any thread, or from a helper process)",
             ));
         }
+        // The signal handlers and the reaping of orphans are the process's, not a run's.
+        let active = ActiveRun::claim()?;
         // Every process of the run judges the others by pid in its own /proc: they must all
         // see the same pids.
         if !children_share_our_pid_namespace() {
@@ -123,6 +126,9 @@ impl Runtime {
             }
         };
         let handle = RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0 };
+        // Text still buffered for stdout would be written again by the server, and by every
+        // stage forked from it, when they exit.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         let namespace = PidNamespace::current();
         let server = match process::fork() {
             Ok(0) => {
@@ -142,8 +148,8 @@ impl Runtime {
                 return Err(e);
             }
         };
-        signals::install(server, &handle.table);
-        Ok(Run { handle, server, keeper, finished: false, _registry: self.registry })
+        let signals = signals::install(server, &handle.table);
+        Ok(Run { handle, server, keeper, finished: false, signals, _registry: self.registry, _active: active })
     }
 }
 
@@ -158,7 +164,35 @@ pub struct Run {
     /// Keeps the spawn queue open while the root lives; `finish` also wakes the server with it.
     keeper: shm_queue::Producer<SpawnRequest, Mpsc>,
     finished: bool,
+    /// The root's signal dispositions from before the run.
+    signals: signals::Installed,
     _registry: Registry,
+    /// Last: released once everything above is done with.
+    _active: ActiveRun,
+}
+
+/// Whether this process has a run between `start` and its end, which it or a process forked
+/// from it (the server, a stage) would share its signal handlers and orphans with.
+static RUN_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// This process's one run; the next may start once it is dropped.
+struct ActiveRun;
+
+impl ActiveRun {
+    fn claim() -> Result<Self, RuntimeError> {
+        if RUN_ACTIVE.swap(true, Ordering::SeqCst) {
+            return Err(RuntimeError::BadStart(
+                "this process already has a run (a stage cannot start one, nor a root before its run's finish)",
+            ));
+        }
+        Ok(Self)
+    }
+}
+
+impl Drop for ActiveRun {
+    fn drop(&mut self) {
+        RUN_ACTIVE.store(false, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Run {
@@ -197,7 +231,7 @@ impl Run {
         let status = wait_for_server(self.server);
         reap_orphans(&self.handle.table, self.server);
         let failure = self.handle.failure();
-        signals::uninstall();
+        signals::uninstall(&mut self.signals);
         cleanup::remove_run(self.handle.prefix.as_str()).ok();
         match (failure, status) {
             (Some(failure), _) => Err(failure),
@@ -219,7 +253,7 @@ impl Drop for Run {
         unsafe { libc::kill(self.server, libc::SIGKILL) };
         wait_for_server(self.server);
         reap_orphans(&self.handle.table, self.server);
-        signals::uninstall();
+        signals::uninstall(&mut self.signals);
         cleanup::remove_run(self.handle.prefix.as_str()).ok();
     }
 }

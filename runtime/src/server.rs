@@ -31,6 +31,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// and one that lands between a reap and the next wait would otherwise cost a whole `POLL`, a
 /// fifth of a small run's wall time.
 const STOPPING_POLL: Duration = Duration::from_millis(1);
+/// How long the server lets another recorder finish writing the run's first failure before
+/// it kills every stage (writing it takes microseconds; this bounds a recorder that stopped).
+const FAILURE_RECORD_WAIT: Duration = Duration::from_millis(100);
 
 /// The fork server's process name, as `ps` shows it.
 pub const SERVER_NAME: &str = "shmpipe-server";
@@ -88,8 +91,12 @@ struct Server<'a> {
 /// The server's life, in the forked child. Never returns.
 pub(crate) fn serve(run: RunHandle, registry: &Registry, root: libc::pid_t) -> ! {
     process::set_name(SERVER_NAME);
-    // The root handles Ctrl-C for the whole run; the terminal sends it to us all.
-    process::set_disposition(libc::SIGINT, libc::SIG_IGN);
+    // The root handles Ctrl-C, Ctrl-\ and a hang-up for the whole run; the terminal sends them
+    // to us all (and the stages we fork keep ignoring them). Left to their default, the last
+    // two killed the server with the root, and nobody removed the run's segments.
+    for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
+        process::set_disposition(signal, libc::SIG_IGN);
+    }
     process::set_handler(libc::SIGTERM, on_sigterm);
     process::set_info_handler(libc::SIGCHLD, on_sigchld);
     // The root's death (SIGKILL, a crash) comes as SIGTERM, handled above: then nobody else is
@@ -143,11 +150,18 @@ impl Server<'_> {
             }
             let header = self.run.table.header();
             let stopping = header.stop.load(Ordering::Acquire) != 0;
-            if stopping && self.children.is_empty() {
-                return 0;
-            }
             let poll = if stopping || self.exits_flowing { STOPPING_POLL } else { POLL };
-            match requests.pop_timeout(poll) {
+            let next = if stopping && self.children.is_empty() {
+                // Done, unless a request is still queued: one a stage sent just before it
+                // returned, or the root just before `finish`. Its stage must run.
+                match requests.try_pop() {
+                    Ok(request) => Ok(request),
+                    Err(_) => return 0,
+                }
+            } else {
+                requests.pop_timeout(poll)
+            };
+            match next {
                 Ok(request) if request.entry == SpawnRequest::WAKE => {}
                 Ok(request) => self.start(&request),
                 Err(PopError::Timeout) => {}
@@ -214,7 +228,7 @@ impl Server<'_> {
                         libc::kill(pid, libc::SIGKILL);
                         libc::waitpid(pid, &mut status, 0);
                     }
-                    self.not_started(request.stage, 126, "");
+                    self.not_started(request.stage, 126, "the fork server's table of children is full");
                     return;
                 }
                 entry.pid.store(pid as u32, Ordering::Release);
@@ -345,7 +359,12 @@ impl Server<'_> {
 
     /// [`fail`](Self::fail), saying why.
     fn fail_because(&mut self, stage: StageId, pid: u32, kind: u32, value: i32, reason: &str) {
-        self.run.table.record_failure(stage, pid, kind, value, reason);
+        if !self.run.table.record_failure(stage, pid, kind, value, reason) {
+            // Another failure came first. If its recorder (a stage, or the root's signal
+            // handler) is still writing it, let it finish before we kill every stage: a
+            // recorder killed half-way would leave the run failed with no failure to show.
+            self.run.table.wait_failure_recorded(FAILURE_RECORD_WAIT);
+        }
         // Once is enough: the stages we kill come back through here as failures too.
         if !self.killed_all {
             self.kill_all();

@@ -1,6 +1,8 @@
-//! SIGINT/SIGTERM in the root: record the interruption in the run table and tell the fork
-//! server, which poisons every queue (waking everyone) and kills every stage. The root's own
-//! blocked calls then fail, and its code ends the run with status 128 + signal.
+//! SIGINT, SIGTERM, SIGHUP, SIGQUIT in the root: record the interruption in the run table and
+//! tell the fork server, which poisons every queue (waking everyone) and kills every stage. The
+//! root's own blocked calls then fail, and its code ends the run with status 128 + signal. A
+//! signal the caller ignores (`nohup`, a background job) stays ignored; every disposition is
+//! put back when the run ends.
 
 use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
@@ -49,12 +51,25 @@ extern "C" fn on_sigchld(_: libc::c_int) {
     // fork server, or an orphaned stage) dies, instead of at its next periodic re-check.
 }
 
-pub(crate) fn install(server: libc::pid_t, table: &Table) {
+/// The signals that interrupt a run. The terminal sends the first, the third and the fourth
+/// to the whole process group, which the server and the stages ignore: the root acts for all.
+const INTERRUPTING: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// The root's dispositions from before the run, to put back when it ends.
+pub(crate) struct Installed {
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+pub(crate) fn install(server: libc::pid_t, table: &Table) -> Installed {
     HEADER.store(table.header() as *const RunHeader as *mut RunHeader, Ordering::SeqCst);
     SERVER.store(server, Ordering::SeqCst);
-    process::set_handler(libc::SIGINT, on_signal);
-    process::set_handler(libc::SIGTERM, on_signal);
-    process::set_handler(libc::SIGCHLD, on_sigchld);
+    let mut previous: Vec<_> = INTERRUPTING
+        .into_iter()
+        .filter(|&signal| !process::is_ignored(signal))
+        .map(|signal| (signal, process::set_handler(signal, on_signal)))
+        .collect();
+    previous.push((libc::SIGCHLD, process::set_handler(libc::SIGCHLD, on_sigchld)));
+    Installed { previous }
 }
 
 /// Stops the handlers from signalling the server: it has ended (and is about to be reaped).
@@ -62,10 +77,11 @@ pub(crate) fn forget_server() {
     SERVER.store(0, Ordering::SeqCst);
 }
 
-pub(crate) fn uninstall() {
-    process::set_disposition(libc::SIGINT, libc::SIG_DFL);
-    process::set_disposition(libc::SIGTERM, libc::SIG_DFL);
-    process::set_disposition(libc::SIGCHLD, libc::SIG_DFL);
+/// Puts the root's dispositions back (once; later calls do nothing) and forgets the run.
+pub(crate) fn uninstall(installed: &mut Installed) {
+    for (signal, previous) in installed.previous.drain(..) {
+        process::restore_disposition(signal, &previous);
+    }
     SERVER.store(0, Ordering::SeqCst);
     HEADER.store(std::ptr::null_mut(), Ordering::SeqCst);
 }

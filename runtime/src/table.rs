@@ -189,6 +189,19 @@ impl Table {
         ))
     }
 
+    /// Waits up to `timeout` while a recorder is writing the first failure (it has claimed
+    /// it but not yet published it); returns whether none is being written any more.
+    pub fn wait_failure_recorded(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.header().failure_kind.load(Ordering::Acquire) == exit_kind::CLAIMED {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        true
+    }
+
     /// The first failure's message, once the failure is recorded (empty: none given).
     pub fn failure_message(&self) -> Option<String> {
         self.failure()?;

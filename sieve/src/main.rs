@@ -359,7 +359,10 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
 
 fn pipeline_failure(e: PipelineError) -> Failure {
     let code = match &e {
-        PipelineError::Runtime(runtime::RuntimeError::Interrupted(signal)) => 128 + *signal as u8,
+        // A shell's 128 + signal; the value comes from shared memory, so a scribbled one is 1.
+        PipelineError::Runtime(runtime::RuntimeError::Interrupted(signal)) => {
+            u8::try_from(*signal).ok().filter(|s| (1..128).contains(s)).map_or(1, |s| 128 + s)
+        }
         _ => 1,
     };
     Failure { message: e.to_string(), code }

@@ -352,13 +352,19 @@ fn segments_of(root: u32) -> Vec<String> {
 
 /// Starts a long run and returns it once its stages exist: (child, server pid, stage pids).
 fn long_run(extra: &[&str]) -> (std::process::Child, u32, Vec<u32>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
+    long_run_with(extra, |_| {})
+}
+
+/// [`long_run`], with the command adjusted first.
+fn long_run_with(extra: &[&str], adjust: impl FnOnce(&mut Command)) -> (std::process::Child, u32, Vec<u32>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sieve"));
+    command
         .args(["--max-number", "100000000", "--stage-size", "100", "--quiet"])
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    adjust(&mut command);
+    let mut child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "the run never grew stages");
@@ -409,6 +415,27 @@ fn sigint_to_the_root_exits_130_and_leaves_nothing() {
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted by signal 2"));
     assert_nothing_left(root, server, &stages);
+}
+
+/// What a terminal sends to the whole process group when it closes (SIGHUP) or on Ctrl-\
+/// (SIGQUIT): the root ends the run as for Ctrl-C, and nothing is left. (The server used to
+/// die of them beside the root, and nobody removed the run's segments.)
+#[test]
+fn hangup_or_quit_to_the_process_group_exits_128_plus_signal_and_leaves_nothing() {
+    use std::os::unix::process::CommandExt;
+    for (signal, code) in [(libc::SIGHUP, 129), (libc::SIGQUIT, 131)] {
+        let (child, server, stages) = long_run_with(&[], |command| {
+            command.process_group(0);
+        });
+        let root = child.id();
+        // SAFETY: signalling the process group of the run we started (its root leads it).
+        unsafe { libc::kill(-(root as i32), signal) };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("interrupted by signal {signal}")), "{}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert_nothing_left(root, server, &stages);
+    }
 }
 
 #[test]
