@@ -759,8 +759,17 @@ fn disposition(signal: libc::c_int) -> libc::sighandler_t {
     }
 }
 
+/// Whether this process is a child subreaper (1) or not (0).
+fn subreaper() -> libc::c_int {
+    let mut role: libc::c_int = -1;
+    // SAFETY: PR_GET_CHILD_SUBREAPER writes an int through the pointer.
+    assert_eq!(unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut role as *mut libc::c_int, 0, 0, 0) }, 0);
+    role
+}
+
 /// A root with its own SIGTERM handler and SIGHUP ignored (as under `nohup`): during the run a
-/// hang-up still interrupts nothing, and afterwards both are as they were.
+/// hang-up still interrupts nothing, and afterwards both are as they were, and the root is no
+/// longer a subreaper.
 fn the_roots_signal_dispositions_are_its_own_again_after_the_run() {
     let mine = on_usr_term as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: installing a handler that does nothing, and ignoring a signal.
@@ -770,7 +779,9 @@ fn the_roots_signal_dispositions_are_its_own_again_after_the_run() {
     }
     let mut rt = Runtime::builder();
     let answer = rt.register("answer", answer);
+    assert_eq!(subreaper(), 0);
     let run = rt.start().unwrap();
+    assert_eq!(subreaper(), 1, "the root reaps the run's orphans");
     assert_ne!(disposition(libc::SIGTERM), mine, "the run handles SIGTERM");
     assert_eq!(disposition(libc::SIGHUP), libc::SIG_IGN, "an ignored hang-up stays ignored");
     // SAFETY: signalling ourselves with a signal we ignore.
@@ -779,6 +790,7 @@ fn the_roots_signal_dispositions_are_its_own_again_after_the_run() {
     assert!(run.failure().is_none(), "the ignored hang-up interrupted the run");
     run.finish().unwrap();
     assert_eq!(disposition(libc::SIGTERM), mine, "the root's handler is back");
+    assert_eq!(subreaper(), 0, "orphans of the root's other work go to init again");
     assert_eq!(disposition(libc::SIGHUP), libc::SIG_IGN);
     assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
 }

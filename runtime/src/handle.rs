@@ -86,7 +86,12 @@ impl RunHandle {
         let mut producer = loop {
             match self.spawn_queue.producer() {
                 Ok(p) => break p,
-                Err(AttachError::TooManyEndpoints { .. }) => std::thread::sleep(Duration::from_micros(200)),
+                // Every end is taken by a process pushing a request: wait for one to leave,
+                // unless the run has failed or its server died (then none ever will).
+                Err(AttachError::TooManyEndpoints { .. }) => match self.health() {
+                    Some(failure) => return Err(failure),
+                    None => std::thread::sleep(Duration::from_micros(200)),
+                },
                 Err(_) => return Err(self.failure().unwrap_or(RuntimeError::ServerGone)),
             }
         };

@@ -88,7 +88,7 @@ impl Runtime {
             ));
         }
         // The signal handlers and the reaping of orphans are the process's, not a run's.
-        let active = ActiveRun::claim()?;
+        let mut active = ActiveRun::claim()?;
         // Every process of the run judges the others by pid in its own /proc: they must all
         // see the same pids.
         if !children_share_our_pid_namespace() {
@@ -101,6 +101,7 @@ impl Runtime {
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             return Err(RuntimeError::os("prctl(PR_SET_CHILD_SUBREAPER)"));
         }
+        active.reaping = true;
         let prefix = RunPrefix::next();
         // SAFETY: getpid has no preconditions.
         let root = unsafe { libc::getpid() };
@@ -175,8 +176,13 @@ pub struct Run {
 /// from it (the server, a stage) would share its signal handlers and orphans with.
 static RUN_ACTIVE: AtomicBool = AtomicBool::new(false);
 
-/// This process's one run; the next may start once it is dropped.
-struct ActiveRun;
+/// This process's one run; the next may start once it is dropped. Also gives back the
+/// subreaper role the run took, unless the process had it before.
+struct ActiveRun {
+    /// Whether the run made this process a subreaper (it was not one before).
+    reaping: bool,
+    was_subreaper: bool,
+}
 
 impl ActiveRun {
     fn claim() -> Result<Self, RuntimeError> {
@@ -185,12 +191,20 @@ impl ActiveRun {
                 "this process already has a run (a stage cannot start one, nor a root before its run's finish)",
             ));
         }
-        Ok(Self)
+        let mut role: libc::c_int = 0;
+        // SAFETY: PR_GET_CHILD_SUBREAPER writes an int through the pointer we pass.
+        let asked = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut role as *mut libc::c_int, 0, 0, 0) };
+        Ok(Self { reaping: false, was_subreaper: asked == 0 && role != 0 })
     }
 }
 
 impl Drop for ActiveRun {
     fn drop(&mut self) {
+        if self.reaping && !self.was_subreaper {
+            // Orphans of the caller's other work go to init again, as before the run.
+            // SAFETY: prctl with these arguments only changes this process's reaping role.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+        }
         RUN_ACTIVE.store(false, Ordering::SeqCst);
     }
 }
@@ -330,7 +344,15 @@ fn reap_orphans(table: &Table, server: libc::pid_t) {
         if pid <= 0 || entry.state.load(Ordering::Acquire) == crate::table::state::EXITED {
             continue;
         }
-        loop {
+        // The pid is read from shared memory, and a stage reaped by the server may have passed
+        // it on: reap only the process that started when the stage did, never another child
+        // of the root's caller (who would lose its exit status).
+        let recorded = entry.start_time.load(Ordering::Acquire);
+        let is_the_stage = || match shm_queue::ProcessStatus::read(pid as u32) {
+            Some(status) => recorded == 0 || status.start_time == recorded,
+            None => !shm_queue::ProcessStatus::readable(),
+        };
+        while is_the_stage() {
             let mut status = 0;
             // SAFETY: status is a valid out-pointer.
             if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) } == pid {
