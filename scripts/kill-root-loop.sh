@@ -57,11 +57,13 @@ echo "long-lived run (root $keeper, server $keeper_server): fds/mappings root, s
 untouched=1
 [ "$before" = "$after" ] || untouched=0
 [ "$keeper_now" -ge "$keeper_segments" ] && kill -0 "$keeper" 2>/dev/null || untouched=0
-kill -INT "$keeper"
+# SIGTERM, not SIGINT: a job started with & from a script ignores SIGINT, and the sieve keeps
+# ignoring what it was started ignoring.
+kill -TERM "$keeper"
 wait "$keeper"
 keeper_rc=$?
-echo "long-lived run interrupted: exit $keeper_rc (130 expected)"
-[ "$keeper_rc" -eq 130 ] || untouched=0
+echo "long-lived run interrupted: exit $keeper_rc (143 expected)"
+[ "$keeper_rc" -eq 143 ] || untouched=0
 
 # Let the last run's stages finish dying (pdeathsig) before the cleaners race.
 sleep 1

@@ -344,6 +344,10 @@ fn a_sleeping_stage<'r>(
 }
 
 fn sigint_to_the_root_interrupts_the_run_and_cleans_up() {
+    // A root that ignores SIGINT keeps ignoring it (a shell's background job does, and so may
+    // this case's process, started from one): this root is one that does not.
+    // SAFETY: setting a disposition, no handler.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     let mut rt = Runtime::builder();
     let sleeper = rt.register("sleeper", sleeper);
     let run = rt.start().unwrap();
@@ -772,10 +776,12 @@ fn subreaper() -> libc::c_int {
 /// longer a subreaper.
 fn the_roots_signal_dispositions_are_its_own_again_after_the_run() {
     let mine = on_usr_term as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: installing a handler that does nothing, and ignoring a signal.
+    // SAFETY: installing a handler that does nothing, ignoring one signal, defaulting one
+    // (which a shell's background job, this case's process perhaps, would ignore).
     unsafe {
         libc::signal(libc::SIGTERM, mine);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
     }
     let mut rt = Runtime::builder();
     let answer = rt.register("answer", answer);

@@ -357,12 +357,24 @@ fn long_run(extra: &[&str]) -> (std::process::Child, u32, Vec<u32>) {
 
 /// [`long_run`], with the command adjusted first.
 fn long_run_with(extra: &[&str], adjust: impl FnOnce(&mut Command)) -> (std::process::Child, u32, Vec<u32>) {
+    use std::os::unix::process::CommandExt;
     let mut command = Command::new(env!("CARGO_BIN_EXE_sieve"));
     command
         .args(["--max-number", "100000000", "--stage-size", "100", "--quiet"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // The sieve keeps ignoring what its caller ignores, as a shell's background job ignores
+    // SIGINT and SIGQUIT (and these tests may run in one): the runs here start from defaults.
+    // SAFETY: only `signal`, async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     adjust(&mut command);
     let mut child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
