@@ -89,6 +89,11 @@ fn a_run_refuses_to_start_beside_another_thread() {
     }
     stop_tx.send(()).unwrap();
     other.join().unwrap();
+    a_run_starts_and_a_stage_answers();
+}
+
+/// Starts a run, has a stage answer, finishes it.
+fn a_run_starts_and_a_stage_answers() {
     let mut rt = Runtime::builder();
     let answer = rt.register("answer", answer);
     let run = rt.start().unwrap();
@@ -715,11 +720,7 @@ fn one_run_at_a_time_and_none_from_a_stage() {
     }
     assert_eq!(run.spawn(nested, &0u64).unwrap().join().unwrap().result, 1, "a stage started a run");
     run.finish().unwrap();
-    let mut next = Runtime::builder();
-    let answer = next.register("answer", answer);
-    let run = next.start().unwrap();
-    assert_eq!(run.spawn(answer, &1u64).unwrap().join().unwrap().result, 2);
-    run.finish().unwrap();
+    a_run_starts_and_a_stage_answers();
 }
 
 /// A root that printed part of a line before the start: the server and every stage are forked

@@ -29,6 +29,17 @@ fn name(what: &str) -> String {
 /// Byte offset of `creator_pid` in the segment header (format version 2, as in 1).
 const CREATOR_PID_OFFSET: u64 = 144;
 
+/// A queue segment `name` holding `items`, left as if its creator had died.
+fn left_by_a_dead_creator(name: &str, items: &[u64]) {
+    let mut queue = Queue::<u64, Spsc>::create(name, 8).unwrap();
+    queue.keep_name();
+    if !items.is_empty() {
+        queue.producer().unwrap().push_slice(items).unwrap();
+    }
+    drop(queue);
+    orphan(name);
+}
+
 /// Makes a queue segment look as if its creator had died (a pid above the kernel's limit).
 fn orphan(name: &str) {
     let mut file = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm{name}")).unwrap();
@@ -56,10 +67,7 @@ fn clean_removes_only_segments_whose_processes_are_dead() {
     let _serial = cleaning();
     let (live, stale) = (name("keep"), name("stale"));
     let _live = Queue::<u64, Spsc>::create(&live, 8).unwrap();
-    let mut dead = Queue::<u64, Spsc>::create(&stale, 8).unwrap();
-    dead.keep_name();
-    drop(dead);
-    orphan(&stale);
+    left_by_a_dead_creator(&stale, &[]);
     let (ok, out, _) = shmq(&["clean", "--dry-run"]);
     assert!(ok && out.contains(&format!("would remove {stale}")), "{out}");
     assert!(std::path::Path::new(&format!("/dev/shm{stale}")).exists(), "a dry run removes nothing");
@@ -75,11 +83,7 @@ fn clean_removes_only_segments_whose_processes_are_dead() {
 fn clean_keeps_a_stale_queue_that_still_holds_items_unless_forced() {
     let _serial = cleaning();
     let n = name("full");
-    let mut queue = Queue::<u64, Spsc>::create(&n, 8).unwrap();
-    queue.keep_name();
-    queue.producer().unwrap().push(42).unwrap();
-    drop(queue);
-    orphan(&n);
+    left_by_a_dead_creator(&n, &[42]);
     let (ok, out, _) = shmq(&["clean"]);
     assert!(ok && out.contains(&format!("kept {n}: 1 item(s) still queued")), "{out}");
     assert!(std::path::Path::new(&format!("/dev/shm{n}")).exists(), "its item is not thrown away");
@@ -116,10 +120,7 @@ const PID_NAMESPACE_OFFSET: u64 = 208;
 fn a_queue_of_another_pid_namespace_is_marked_and_kept() {
     let _serial = cleaning();
     let n = name("other-pidns");
-    let mut queue = Queue::<u64, Spsc>::create(&n, 8).unwrap();
-    queue.keep_name();
-    drop(queue);
-    orphan(&n);
+    left_by_a_dead_creator(&n, &[]);
     let here = shm_queue::PidNamespace::current().unwrap().as_raw();
     let mut file = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm{n}")).unwrap();
     file.seek(SeekFrom::Start(PID_NAMESPACE_OFFSET)).unwrap();
