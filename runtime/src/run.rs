@@ -59,10 +59,16 @@ impl Runtime {
     }
 
     /// Starts a run: removes stale segments of dead runs, makes this process a child
-    /// subreaper, creates the run's table and spawn queue, installs SIGINT/SIGTERM handling,
-    /// and forks the fork server.
+    /// subreaper, creates the run's table and spawn queue, installs handlers for SIGINT,
+    /// SIGTERM, SIGHUP and SIGQUIT (those not ignored) and SIGCHLD, flushes stdout, and forks
+    /// the fork server. When the run ends its handlers and subreaper role are given back.
     ///
     /// The calling process must be single-threaded (the fork copies only this thread).
+    ///
+    /// The handlers are installed without `SA_RESTART`, so that a signal wakes the root's
+    /// sleeps on the run's queues at once: during a run, the root's own blocking system calls
+    /// may return `EINTR` (`ErrorKind::Interrupted` in Rust), which `std`'s `read_exact`,
+    /// `write_all` and the like retry, and which plain `read` and `write` callers must.
     ///
     /// Start runs early, while this process is small: the fork server is a copy of it, and
     /// every stage's fork costs in proportion to the server's mappings and resident memory.
