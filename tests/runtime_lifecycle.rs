@@ -41,10 +41,14 @@ fn main() {
         stages_go_before_the_root_and_the_server_when_memory_runs_out,
         a_stage_the_oom_killer_ends_is_reported_as_out_of_memory,
         a_run_and_a_queue_of_another_pid_namespace_are_neither_cleaned_nor_opened,
+        a_pid_namespace_killed_outright_leaves_nothing_the_host_keeps,
+        a_root_whose_children_go_to_another_pid_namespace_cannot_start_a_run,
         a_stage_requested_just_before_finish_still_runs,
         one_run_at_a_time_and_none_from_a_stage,
         text_buffered_for_stdout_before_the_start_is_written_once,
         the_roots_signal_dispositions_are_its_own_again_after_the_run,
+        a_failure_whose_recorder_never_finished_is_still_reported,
+        a_dead_run_of_another_pid_namespace_is_removed_only_from_the_hosts,
     ]);
 }
 
@@ -608,55 +612,206 @@ fn pid_namespace_peer(queue: &str) -> ! {
 /// its queue is refused rather than opened with peers that would all look dead. Needs root
 /// and `unshare`.
 fn a_run_and_a_queue_of_another_pid_namespace_are_neither_cleaned_nor_opened() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return eprintln!("skipped: needs root for a PID namespace");
-    }
-    let queue = format!("/shmpipe-test-other-pidns-{}", std::process::id());
-    let me = std::env::current_exe().unwrap();
-    let mut peer = match Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(&me)
-        .args([PEER_FLAG, &queue])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-    {
-        Ok(peer) => peer,
-        Err(e) => return eprintln!("skipped: cannot run unshare: {e}"),
-    };
-    let mut prefix = String::new();
-    std::io::BufReader::new(peer.stdout.take().unwrap()).read_line(&mut prefix).unwrap();
-    let prefix = prefix.trim().to_owned();
-    if prefix.is_empty() {
-        let status = peer.wait().unwrap();
-        return eprintln!("skipped: the peer could not start in a PID namespace ({status})");
-    }
-    let theirs = shm_entries_containing(&prefix);
+    let Some(mut peer) = Peer::start("alive") else { return };
+    let theirs = shm_entries_containing(&peer.prefix);
     assert!(theirs.len() >= 2, "the peer's run has a table and a spawn queue: {theirs:?}");
     let root = runtime::root_of(&theirs[0]).unwrap();
     assert!(root.is_foreign() && root.is_alive(), "{root:?}");
 
     let stale = runtime::find_stale().unwrap();
-    assert!(stale.removed.iter().all(|n| !n.starts_with(&prefix)), "judged dead from here: {:?}", stale.removed);
+    assert!(stale.removed.iter().all(|n| !n.starts_with(&peer.prefix)), "judged dead: {:?}", stale.removed);
     assert!(theirs.iter().all(|n| stale.foreign.contains(n)), "{:?}", stale.foreign);
     runtime::remove_stale().unwrap();
-    assert_eq!(shm_entries_containing(&prefix), theirs, "the cleanup a run starts with left the other run alone");
+    assert_eq!(shm_entries_containing(&peer.prefix), theirs, "the cleanup a run starts with left the other run alone");
 
-    match Queue::<u64, Spsc>::open(&queue) {
+    match Queue::<u64, Spsc>::open(&peer.queue) {
         Err(shm_queue::OpenError::OtherPidNamespace { .. }) => {}
         other => panic!("the other namespace's queue: {other:?}"),
     }
-    let inspector = shm_queue::Inspector::open(&queue).unwrap();
+    let inspector = shm_queue::Inspector::open(&peer.queue).unwrap();
     assert!(inspector.is_foreign() && !inspector.is_stale());
     drop(inspector);
 
-    drop(peer.stdin.take());
-    assert!(peer.wait().unwrap().success(), "the peer finished its run");
-    assert!(shm_entries_containing(&prefix).is_empty(), "the peer's run removed its segments");
-    assert!(shm_entries_containing(&queue[1..]).is_empty(), "the peer's queue is gone with it");
+    drop(peer.child.stdin.take());
+    assert!(peer.child.wait().unwrap().success(), "the peer finished its run");
+    assert!(shm_entries_containing(&peer.prefix).is_empty(), "the peer's run removed its segments");
+    assert!(shm_entries_containing(&peer.queue[1..]).is_empty(), "the peer's queue is gone with it");
+}
+
+/// The peer's whole PID namespace killed at once, as a container is (its init SIGKILLed): no
+/// process of its run is left to clean up. From the host's namespace, which sees that none
+/// of its processes is left, the cleanup every run starts with removes the run, and the queue
+/// is stale; from elsewhere both are kept.
+fn a_pid_namespace_killed_outright_leaves_nothing_the_host_keeps() {
+    let Some(mut peer) = Peer::start("killed") else { return };
+    let theirs = shm_entries_containing(&peer.prefix);
+    // SIGKILL to `unshare`: `--kill-child` passes it on to the namespace's init, whose death
+    // kills every process of the namespace.
+    peer.child.kill().unwrap();
+    peer.child.wait().unwrap();
+    assert_eq!(shm_entries_containing(&peer.prefix), theirs, "nobody of the run was left to clean up");
+    if !seen_gone_from_here() {
+        assert!(runtime::find_stale().unwrap().foreign.iter().any(|n| theirs.contains(n)));
+        for name in &theirs {
+            let _ = std::fs::remove_file(format!("/dev/shm/{}", name.trim_start_matches('/')));
+        }
+        return shm_queue::unlink(&peer.queue).unwrap();
+    }
+    // The namespace's processes end a moment after its init (the case's watchdog bounds this).
+    while !runtime::find_stale().unwrap().removed.iter().any(|n| theirs.contains(n)) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    runtime::remove_stale().unwrap();
+    assert!(shm_entries_containing(&peer.prefix).is_empty(), "the dead namespace's run is removed");
+    assert!(shm_queue::Inspector::open(&peer.queue).unwrap().is_stale(), "and its queue is stale");
+    shm_queue::unlink(&peer.queue).unwrap();
+}
+
+/// After `unshare(CLONE_NEWPID)` this process's children land in a new namespace (the first
+/// as its pid 1), where the pids they record are not the ones this root sees: refused at the
+/// start, with the reason, rather than a run whose server cannot find its parent. Needs root.
+fn a_root_whose_children_go_to_another_pid_namespace_cannot_start_a_run() {
+    // SAFETY: unshare only changes where this process's future children go.
+    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+        return eprintln!("skipped: unshare(CLONE_NEWPID): {}", std::io::Error::last_os_error());
+    }
+    let mut rt = Runtime::builder();
+    rt.register("answer", answer);
+    match rt.start() {
+        Err(RuntimeError::BadStart(why)) => assert!(why.contains("another PID namespace"), "{why}"),
+        other => panic!("a run started with its children in another namespace: {:?}", other.map(|_| ())),
+    }
+}
+
+/// This binary as the peer above, in a PID namespace of its own, once it has made its queue
+/// and started its run.
+struct Peer {
+    child: std::process::Child,
+    queue: String,
+    prefix: String,
+}
+
+impl Peer {
+    /// `None` (saying why) where this machine will not make a PID namespace for us.
+    fn start(tag: &str) -> Option<Self> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        const UNSHARE: [&str; 4] = ["--pid", "--fork", "--mount-proc", "--kill-child"];
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root for a PID namespace");
+            return None;
+        }
+        // Whether this machine lets us make one at all (a container without CAP_SYS_ADMIN
+        // does not): only then is anything the peer does the code's doing.
+        match Command::new("unshare").args(UNSHARE).arg("true").status() {
+            Ok(status) if status.success() => {}
+            other => {
+                eprintln!("skipped: cannot make a PID namespace here ({other:?})");
+                return None;
+            }
+        }
+        let queue = format!("/shmpipe-test-other-pidns-{}-{tag}", std::process::id());
+        let mut child = Command::new("unshare")
+            .args(UNSHARE)
+            .arg(std::env::current_exe().unwrap())
+            .args([PEER_FLAG, &queue])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut prefix = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut prefix).unwrap();
+        let prefix = prefix.trim().to_owned();
+        assert!(!prefix.is_empty(), "the peer failed before its run started: {:?}", child.wait());
+        Some(Self { child, queue, prefix })
+    }
+}
+
+/// Whether a PID namespace that has ended is seen to have from here: from the host's
+/// namespace, as root (who may read every process's namespace); elsewhere, never.
+fn seen_gone_from_here() -> bool {
+    let host = shm_queue::PidNamespace::sees_every_namespace();
+    // SAFETY: geteuid has no preconditions.
+    match (host, unsafe { libc::geteuid() } == 0) {
+        (true, true) => true,
+        (false, _) => false,
+        // The host, without root: other users' processes hide their namespaces.
+        (true, false) => shm_queue::PidNamespace::is_gone(1 << 40),
+    }
+}
+
+/// Empty files named as segments of a run whose root is gone; removed when dropped, whatever
+/// the case did (the harness looks for leftovers named after the case's pid only).
+struct DeadRun(Vec<String>);
+
+impl DeadRun {
+    /// The run's files, in PID namespace `namespace`.
+    fn new(namespace: u64) -> Self {
+        // Above the kernel's pid_max limit (2^22): no such process anywhere.
+        let prefix = format!("/shmpipe.{}.1.{namespace}.0.", (1u32 << 22) + 1);
+        Self(
+            ["table", "spawn", "q0"]
+                .iter()
+                .map(|what| {
+                    let name = format!("{prefix}{what}-{}", std::process::id());
+                    std::fs::write(format!("/dev/shm{name}"), b"").unwrap();
+                    name
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for DeadRun {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = std::fs::remove_file(format!("/dev/shm{name}"));
+        }
+    }
+}
+
+/// What a container killed outright leaves: a run whose every process died at once, in a PID
+/// namespace that has ended. Its pids mean nothing here; the host's namespace, which sees
+/// every process, sees that none is left in that namespace and removes the run; from any
+/// other namespace it is kept. A run of this namespace with a dead root goes as always.
+fn a_dead_run_of_another_pid_namespace_is_removed_only_from_the_hosts() {
+    // Namespace numbers are 32-bit: this one never had a process.
+    let foreign = DeadRun::new(1 << 40);
+    let here = DeadRun::new(shm_queue::PidNamespace::current().unwrap().as_raw());
+    let stale = runtime::find_stale().unwrap();
+    assert!(here.0.iter().all(|n| stale.removed.contains(n)), "{stale:?}");
+    let judged = if seen_gone_from_here() { &stale.removed } else { &stale.foreign };
+    assert!(foreign.0.iter().all(|n| judged.contains(n)), "{stale:?}");
+}
+
+/// Where a run's table keeps the kind of its first failure (after magic, root pid, server
+/// pid, next stage, next queue, failed stage).
+const FAILURE_KIND_AT: u64 = 28;
+/// The value a recorder writes there while it fills in the rest.
+const FAILURE_CLAIMED: u32 = 4;
+
+/// A recorder of the run's first failure killed (or stopped) between its claim and its
+/// publishing left the run failed with no failure anyone could read: `finish` said all went
+/// well. The server now lets such a recorder finish for a while, then records its own.
+fn a_failure_whose_recorder_never_finished_is_still_reported() {
+    use std::os::unix::fs::FileExt;
+    let mut rt = Runtime::builder();
+    let fail = rt.register("failing-stage", fail);
+    let run = rt.start().unwrap();
+    let table = format!("/dev/shm{}table", run.prefix());
+    let file = std::fs::OpenOptions::new().write(true).open(&table).unwrap();
+    file.write_all_at(&FAILURE_CLAIMED.to_le_bytes(), FAILURE_KIND_AT).unwrap();
+    let stage = run.spawn(fail, &0u64).unwrap();
+    let id = stage.id();
+    assert!(stage.join().is_err());
+    match run.finish() {
+        Err(RuntimeError::StageFailed { stage, reason, .. }) => {
+            assert_eq!(stage, id);
+            assert_eq!(reason.as_deref(), Some("the input was bad"));
+        }
+        other => panic!("the run's failure was lost: {other:?}"),
+    }
 }
 
 #[derive(Clone, Copy, Pod, Zeroable)]

@@ -20,8 +20,9 @@ use shm_queue::{Inspector, Kind, Mpmc, Mpsc, Pod, Queue, Spmc, Spsc, SHM_DIR};
 pub const INIT_STATE_AT: std::ops::Range<usize> = 12..16;
 /// See [`INIT_STATE_AT`].
 pub const INIT_READY: u32 = 0x5EAD_1E55;
-/// Where a header keeps its creator's PID namespace. The seeds hold 0 there ("unknown"), so
-/// that they open in any namespace, as a segment whose creator could not read `/proc` would.
+/// Where a header keeps its creator's PID namespace. The harness writes 0 there ("unknown"),
+/// so that inputs open in any namespace, as a segment whose creator could not read `/proc`
+/// would, and the seeds hold 0 there too.
 pub const PID_NAMESPACE_AT: std::ops::Range<usize> = 208..216;
 
 /// What became of one input.
@@ -45,6 +46,10 @@ pub fn open_segment(name: &str, data: &[u8]) -> Outcome {
     let mut bytes = bytes.to_vec();
     if bytes.len() >= INIT_STATE_AT.end {
         bytes[INIT_STATE_AT].copy_from_slice(&INIT_READY.to_ne_bytes());
+    }
+    // Any other namespace is refused before everything else: spend the fuzzer's time past it.
+    if bytes.len() >= PID_NAMESPACE_AT.end {
+        bytes[PID_NAMESPACE_AT].fill(0);
     }
     let path = format!("{SHM_DIR}/{}", name.trim_start_matches('/'));
     let _ = std::fs::remove_file(&path);

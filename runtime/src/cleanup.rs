@@ -10,14 +10,17 @@ pub struct CleanupReport {
     /// Names kept because their run's root is alive.
     pub kept: Vec<String>,
     /// Names kept because their run's root lives in another PID namespace (a container that
-    /// shares `/dev/shm` but not its pids), where its liveness cannot be judged.
+    /// shares `/dev/shm` but not its pids), where its liveness cannot be judged, and that
+    /// namespace is not known to be gone.
     pub foreign: Vec<String>,
 }
 
 /// Removes every segment of runs whose root process is dead (pid + start time, so a reused
 /// pid does not keep a dead run's segments alive). Safe to run at any time and from several
 /// processes at once: exactly one of them removes each segment, the others see it gone. Runs
-/// of another PID namespace are left alone: their pids mean nothing here.
+/// of another PID namespace are left alone (their pids mean nothing here) unless that whole
+/// namespace is gone, which the host's namespace can tell (a container killed outright).
+/// A cleaner in a container leaves those to the host.
 ///
 /// # Errors
 /// When `/dev/shm` cannot be listed.
@@ -35,6 +38,8 @@ pub fn find_stale() -> std::io::Result<CleanupReport> {
 
 fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
     let mut report = CleanupReport::default();
+    // Whether each other namespace met is gone: one look through /proc each, not one a name.
+    let mut gone = std::collections::HashMap::new();
     for name in shm_queue::list(NAME_PREFIX)? {
         // A name we could not have made (anyone can name a file in /dev/shm) is not ours, even
         // if it starts like ours: never reported, never touched.
@@ -43,10 +48,11 @@ fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
         }
         let Some(root) = root_of(&name) else { continue };
         if root.is_foreign() {
-            report.foreign.push(name);
-            continue;
-        }
-        if root.is_alive() {
+            if !*gone.entry(root.pid_namespace).or_insert_with(|| !root.is_alive()) {
+                report.foreign.push(name);
+                continue;
+            }
+        } else if root.is_alive() {
             report.kept.push(name);
             continue;
         }

@@ -15,12 +15,14 @@
 //!   poisons every queue of the run (waking every sleeper), and kills every other stage; the
 //!   root's calls return [`RuntimeError::StageFailed`] naming the stage, its pid and status,
 //!   with the stage's reason (its error, or its panic's message) when it gave one.
-//! - **Signals**: SIGINT/SIGTERM to the root stop the run the same way
-//!   ([`RuntimeError::Interrupted`]); stages and the server ignore SIGINT from the terminal.
+//! - **Signals**: SIGINT, SIGTERM, SIGHUP or SIGQUIT to the root stop the run the same way
+//!   ([`RuntimeError::Interrupted`]), unless the root was started ignoring them; stages and
+//!   the server ignore the SIGINT, SIGQUIT and SIGHUP the terminal sends the whole group.
 //! - **Death**: every process sets PR_SET_PDEATHSIG (and re-checks its parent): if the root is
 //!   SIGKILLed the server hears of it, kills and reaps every stage and removes the run's
 //!   segments. If the server dies, every stage dies with it; what is left in `/dev/shm` then
-//!   names the dead root in its prefix, and [`remove_stale`] (run by every new run) removes it.
+//!   names the dead root in its prefix, and [`remove_stale`] (run by every new run) removes it
+//!   (a run of another PID namespace, only once that whole namespace is gone).
 //!   The server gives each stage an `oom_score_adj` [`STAGE_BIAS`] above its own just after
 //!   the fork, so that when memory runs out the kernel kills a stage (a failed run, cleaned
 //!   up) before the root or the server.

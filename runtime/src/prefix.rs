@@ -53,10 +53,14 @@ impl RunRoot {
         PidNamespace::is_foreign(self.pid_namespace)
     }
 
-    /// Whether the root is alive; `true` for a root in another PID namespace, which cannot be
-    /// judged from here (so nothing of its run is ever cleaned up from here).
+    /// Whether the root is alive. A root in another PID namespace cannot be judged by its pid:
+    /// it counts as alive unless its whole namespace [is gone](PidNamespace::is_gone), which
+    /// only the host's namespace can tell.
     pub fn is_alive(&self) -> bool {
-        self.is_foreign() || self.process.is_alive()
+        if self.is_foreign() {
+            return !PidNamespace::is_gone(self.pid_namespace);
+        }
+        self.process.is_alive()
     }
 }
 
@@ -128,14 +132,21 @@ mod tests {
     }
 
     #[test]
-    fn a_root_in_another_pid_namespace_is_never_judged_dead() {
+    fn a_root_in_another_pid_namespace_is_judged_by_its_namespace_not_its_pid() {
         let here = PidNamespace::current().unwrap().as_raw();
         // Above the kernel's pid_max limit (2^22): no such process in this namespace.
         let ghost = ProcessId { pid: (1 << 22) + 1, start_time: 1 };
         let local = RunRoot { process: ghost, pid_namespace: here };
         assert!(!local.is_foreign() && !local.is_alive());
-        let foreign = RunRoot { process: ghost, pid_namespace: here + 1 };
-        assert!(foreign.is_foreign() && foreign.is_alive());
+        let live = RunRoot { process: ghost, pid_namespace: here + 1 };
+        // Namespace numbers are 32-bit: this one never had a process, which only the host's
+        // namespace can see.
+        let gone = RunRoot { process: ghost, pid_namespace: 1 << 40 };
+        assert!(live.is_foreign() && gone.is_foreign());
+        assert_eq!(gone.is_alive(), !PidNamespace::sees_every_namespace());
+        if !PidNamespace::sees_every_namespace() {
+            assert!(live.is_alive(), "judged from a namespace that cannot see the other");
+        }
         let unknown = RunRoot { process: ghost, pid_namespace: 0 };
         assert!(!unknown.is_foreign() && !unknown.is_alive(), "an unknown namespace is taken as ours");
     }

@@ -59,9 +59,13 @@ impl Runtime {
     }
 
     /// Starts a run: removes stale segments of dead runs, makes this process a child
-    /// subreaper, creates the run's table and spawn queue, installs handlers for SIGINT,
-    /// SIGTERM, SIGHUP and SIGQUIT (those not ignored) and SIGCHLD, flushes stdout, and forks
-    /// the fork server. When the run ends its handlers and subreaper role are given back.
+    /// subreaper, creates the run's table and spawn queue, flushes stdout, forks the fork
+    /// server, and installs handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT (those not
+    /// ignored) and SIGCHLD. When the run ends its handlers and subreaper role are given back.
+    ///
+    /// The server and the stages start with SIGINT, SIGQUIT and SIGHUP ignored, which the
+    /// terminal sends the whole process group: the root acts on them for the run. A stage that
+    /// runs other programs should give those programs the default dispositions back.
     ///
     /// The calling process must be single-threaded (the fork copies only this thread).
     ///
@@ -294,9 +298,12 @@ fn another_thread_stays() -> bool {
 /// `unshare(CLONE_NEWPID)`); `true` where `/proc` cannot tell.
 fn children_share_our_pid_namespace() -> bool {
     use std::os::unix::fs::MetadataExt;
-    let children = std::fs::metadata("/proc/self/ns/pid_for_children").map(|link| link.ino());
-    match (children, PidNamespace::current()) {
-        (Ok(children), Some(ours)) => children == ours.as_raw(),
+    const LINK: &str = "/proc/self/ns/pid_for_children";
+    match (std::fs::metadata(LINK), PidNamespace::current()) {
+        (Ok(children), Some(ours)) => children.ino() == ours.as_raw(),
+        // The link is there but leads nowhere: a namespace made by `unshare` that has no
+        // process yet, so certainly not ours. (Kernels before 4.12 have no link at all.)
+        (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => std::fs::symlink_metadata(LINK).is_err(),
         _ => true,
     }
 }

@@ -31,9 +31,6 @@ const POLL: Duration = Duration::from_millis(20);
 /// and one that lands between a reap and the next wait would otherwise cost a whole `POLL`, a
 /// fifth of a small run's wall time.
 const STOPPING_POLL: Duration = Duration::from_millis(1);
-/// How long the server lets another recorder finish writing the run's first failure before
-/// it kills every stage (writing it takes microseconds; this bounds a recorder that stopped).
-const FAILURE_RECORD_WAIT: Duration = Duration::from_millis(100);
 
 /// The fork server's process name, as `ps` shows it.
 pub const SERVER_NAME: &str = "shmpipe-server";
@@ -359,12 +356,10 @@ impl Server<'_> {
 
     /// [`fail`](Self::fail), saying why.
     fn fail_because(&mut self, stage: StageId, pid: u32, kind: u32, value: i32, reason: &str) {
-        if !self.run.table.record_failure(stage, pid, kind, value, reason) {
-            // Another failure came first. If its recorder (a stage, or the root's signal
-            // handler) is still writing it, let it finish before we kill every stage: a
-            // recorder killed half-way would leave the run failed with no failure to show.
-            self.run.table.wait_failure_recorded(FAILURE_RECORD_WAIT);
-        }
+        // Another failure may have come first. If its recorder (a stage, or the root's signal
+        // handler) is still writing it, it finishes before we kill every stage; if it never
+        // does, ours replaces its claim (and the next call does not wait again).
+        self.run.table.record_failure_or_take_over(stage, pid, kind, value, reason);
         // Once is enough: the stages we kill come back through here as failures too.
         if !self.killed_all {
             self.kill_all();
@@ -439,7 +434,7 @@ fn run_stage(
         // Fail the run now rather than when the server reaps us, with what went wrong: the
         // root reports it, in one line. A stage failing because the run already failed (its
         // queues were poisoned) is a consequence, not news: only the first failure is kept.
-        run.table.record_failure(stage, me, exit_kind::CODE, code, &reason);
+        run.table.record_failure_or_take_over(stage, me, exit_kind::CODE, code, &reason);
     }
     if let Some(slot) = run.table.stage(stage) {
         slot.record_exit(state::EXITING, ExitStatus::Code(code), Some(result));

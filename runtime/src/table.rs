@@ -81,6 +81,10 @@ pub(crate) struct FailureMessage {
     words: [AtomicU64; FAILURE_MESSAGE_MAX / 8],
 }
 
+/// How long a recorder of a failure lets another that claimed the run's first failure finish
+/// writing it (microseconds of work) before it takes the claim over.
+pub(crate) const RECORDER_PATIENCE: Duration = Duration::from_millis(100);
+
 /// Bytes of a failure's message the table keeps; a longer one is cut at a character boundary.
 pub(crate) const FAILURE_MESSAGE_MAX: usize = 256;
 
@@ -222,6 +226,29 @@ impl Table {
         {
             return false;
         }
+        self.publish_failure(stage, pid, kind, value, message);
+        true
+    }
+
+    /// [`record_failure`](Self::record_failure), but when another recorder has claimed the
+    /// first failure and does not publish it within [`RECORDER_PATIENCE`] (killed or stopped
+    /// half-way, it would leave the run failed with no failure anyone can read), records this
+    /// one over its claim. Returns whether this one was recorded. (Should that recorder still
+    /// finish, the two records mix; it has had its time.)
+    pub fn record_failure_or_take_over(&self, stage: StageId, pid: u32, kind: u32, value: i32, message: &str) -> bool {
+        if self.record_failure(stage, pid, kind, value, message) {
+            return true;
+        }
+        if self.wait_failure_recorded(RECORDER_PATIENCE) {
+            return false;
+        }
+        self.publish_failure(stage, pid, kind, value, message);
+        true
+    }
+
+    /// Writes the failure's fields, then its kind, which publishes them.
+    fn publish_failure(&self, stage: StageId, pid: u32, kind: u32, value: i32, message: &str) {
+        let h = self.header();
         h.failed_stage.store(stage, Ordering::Relaxed);
         h.failed_pid.store(pid, Ordering::Relaxed);
         h.failure_value.store(value, Ordering::Relaxed);
@@ -238,7 +265,6 @@ impl Table {
         // Release: a reader that sees the kind sees the fields above.
         h.failure_kind.store(kind, Ordering::Release);
         bump(&h.event, &h.event_waiters);
-        true
     }
 }
 

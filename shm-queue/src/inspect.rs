@@ -114,9 +114,13 @@ impl Inspector {
     }
 
     /// Whether nothing can use this segment any more: its creator and every recorded endpoint
-    /// owner are dead (a handed-over end counts as alive while its last owner is). Never for a
-    /// segment of [another PID namespace](Self::is_foreign).
+    /// owner are dead (a handed-over end counts as alive while its last owner is). For a
+    /// segment of [another PID namespace](Self::is_foreign), whose pids cannot be judged here,
+    /// only when that whole namespace [is gone](crate::PidNamespace::is_gone).
     pub fn is_stale(&self) -> bool {
-        !self.is_foreign() && !self.info.creator.is_alive() && self.endpoints().iter().all(|e| !e.alive)
+        if self.is_foreign() {
+            return crate::PidNamespace::is_gone(self.info.pid_namespace);
+        }
+        !self.info.creator.is_alive() && self.endpoints().iter().all(|e| !e.alive)
     }
 }

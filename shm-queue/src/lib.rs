@@ -21,8 +21,9 @@
 //!   slot read while written), and one that shrinks the segment makes its users fault
 //!   (SIGBUS). Every process that can write a segment is trusted to run this library.
 //! - **One PID namespace per queue**: pids are judged in `/proc`, so a segment records its
-//!   creator's [`PidNamespace`]; a process of another namespace (a container sharing only
-//!   `/dev/shm`) gets [`OpenError::OtherPidNamespace`], and nothing it records is misjudged.
+//!   creator's [`PidNamespace`], and a process of another namespace (a container sharing only
+//!   `/dev/shm`) gets [`OpenError::OtherPidNamespace`] instead of peers that all look dead.
+//!   (Where `/proc` cannot tell a process its namespace, neither side can check.)
 //!
 //! Two processes sharing a queue by name:
 //!

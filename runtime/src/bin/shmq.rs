@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shm_queue::{EndpointState, Inspector, OpenError, Queue, QueueOptions, Spsc};
+use shm_queue::{EndpointState, Inspector, OpenError, PidNamespace, Queue, QueueOptions, Spsc};
 
 /// `println!` that ignores a closed stdout (`shmq ls | head`) instead of panicking.
 macro_rules! outln {
@@ -69,12 +69,15 @@ fn alive(alive: bool) -> &'static str {
     }
 }
 
-/// What can be said of a pid recorded in a segment: nothing, if it is another namespace's.
-fn liveness(foreign: bool, alive_here: impl FnOnce() -> bool) -> &'static str {
-    if foreign {
-        "other PID namespace"
-    } else {
+/// What can be said of a pid recorded in a segment of PID namespace `namespace`: for another
+/// namespace's, only whether that whole namespace is gone.
+fn liveness(namespace: u64, alive_here: impl FnOnce() -> bool) -> &'static str {
+    if !PidNamespace::is_foreign(namespace) {
         alive(alive_here())
+    } else if PidNamespace::is_gone(namespace) {
+        "dead: its PID namespace is gone"
+    } else {
+        "other PID namespace"
     }
 }
 
@@ -101,7 +104,7 @@ fn ls() -> Result<(), String> {
                             "{}:{}({}{state})",
                             e.role.as_str(),
                             e.owner.pid,
-                            liveness(queue.is_foreign(), || e.alive)
+                            liveness(queue.header().pid_namespace, || e.alive)
                         )
                     })
                     .collect();
@@ -112,7 +115,11 @@ fn ls() -> Result<(), String> {
                     format!("{}B {}", header.element.size, short(&header.element.name).escape_debug()),
                     header.capacity,
                     stats.len,
-                    format!("{} ({})", header.creator.pid, liveness(queue.is_foreign(), || header.creator.is_alive())),
+                    format!(
+                        "{} ({})",
+                        header.creator.pid,
+                        liveness(header.pid_namespace, || header.creator.is_alive())
+                    ),
                     if endpoints.is_empty() { "-".to_owned() } else { endpoints.join(" ") }
                 );
             }
@@ -126,7 +133,7 @@ fn ls() -> Result<(), String> {
                         "-",
                         "-",
                         root.process.pid,
-                        liveness(root.is_foreign(), || root.is_alive())
+                        liveness(root.pid_namespace, || root.process.is_alive())
                     );
                 }
             }
@@ -150,7 +157,7 @@ fn stat(name: &str) -> Result<(), String> {
     outln!("element     {}", h.element.to_string().escape_debug());
     outln!("capacity    {} (bound {})", h.capacity, h.bound);
     outln!("wake        {:?}, re-check every {} ms", h.wake, h.recheck_ms);
-    outln!("creator     pid {} ({})", h.creator.pid, liveness(queue.is_foreign(), || h.creator.is_alive()));
+    outln!("creator     pid {} ({})", h.creator.pid, liveness(h.pid_namespace, || h.creator.is_alive()));
     outln!("pushed      {}", s.pushed);
     outln!("popped      {}", s.popped);
     outln!("fill        {}", s.len);
@@ -179,7 +186,7 @@ fn stat(name: &str) -> Result<(), String> {
             e.slot,
             e.role.as_str(),
             e.owner.pid,
-            liveness(queue.is_foreign(), || e.alive),
+            liveness(queue.header().pid_namespace, || e.alive),
             e.state
         );
     }
@@ -207,11 +214,11 @@ fn clean(dry_run: bool, force: bool) -> Result<(), String> {
             continue; // a run's segment: decided above, by its root
         }
         let Ok(queue) = Inspector::open_now(&name) else { continue }; // not ours: never touched
-        if queue.is_foreign() {
-            outln!("kept {name}: made in another PID namespace (its pids mean nothing here)");
-            continue;
-        }
+        let foreign = queue.is_foreign();
         if !queue.is_stale() {
+            if foreign {
+                outln!("kept {name}: made in another PID namespace (its pids mean nothing here)");
+            }
             continue;
         }
         // Nobody is attached, but the items may be what a creator kept the name for.
@@ -223,7 +230,8 @@ fn clean(dry_run: bool, force: bool) -> Result<(), String> {
         if !dry_run && shm_queue::unlink(&name).is_err() {
             continue; // another cleaner won
         }
-        outln!("{verb} {name} (creator and endpoints dead)");
+        let why = if foreign { "its PID namespace is gone" } else { "creator and endpoints dead" };
+        outln!("{verb} {name} ({why})");
         removed += 1;
     }
     outln!("{removed} segment(s) {verb}");
