@@ -48,6 +48,7 @@ fn main() {
         text_buffered_for_stdout_before_the_start_is_written_once,
         the_roots_signal_dispositions_are_its_own_again_after_the_run,
         a_failure_whose_recorder_never_finished_is_still_reported,
+        the_root_judges_its_server_by_the_pid_it_forked_not_the_tables,
         a_dead_run_of_another_pid_namespace_is_removed_only_from_the_hosts,
     ]);
 }
@@ -786,6 +787,32 @@ fn a_dead_run_of_another_pid_namespace_is_removed_only_from_the_hosts() {
     assert!(here.0.iter().all(|n| stale.removed.contains(n)), "{stale:?}");
     let judged = if seen_gone_from_here() { &stale.removed } else { &stale.foreign };
     assert!(foreign.0.iter().all(|n| judged.contains(n)), "{stale:?}");
+}
+
+/// Where a run's table keeps its fork server's pid (after magic and root pid).
+const SERVER_PID_AT: u64 = 12;
+
+/// Pops one number and returns it.
+fn pop_one(_run: &RunHandle, input: QueueName) -> StageResult {
+    Ok(Queue::<u64, Spsc>::open(input.as_str())?.consumer()?.pop()?)
+}
+
+/// The table is shared memory any process of the run can write: a server pid scribbled there
+/// made the root's health check report a live server gone (and its joins fail).
+fn the_root_judges_its_server_by_the_pid_it_forked_not_the_tables() {
+    use std::os::unix::fs::FileExt;
+    let mut rt = Runtime::builder();
+    let pop_one = rt.register("pop-one", pop_one);
+    let run = rt.start().unwrap();
+    let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(8)).unwrap();
+    let stage = run.spawn(pop_one, &name).unwrap();
+    let table = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm{}table", run.prefix())).unwrap();
+    // Above the kernel's pid_max limit (2^22): no such process.
+    table.write_all_at(&((1u32 << 22) + 1).to_le_bytes(), SERVER_PID_AT).unwrap();
+    assert!(run.health().is_none(), "{:?}", run.health());
+    queue.producer().unwrap().push(5).unwrap();
+    assert_eq!(stage.join().unwrap().result, 5);
+    run.finish().unwrap();
 }
 
 /// Where a run's table keeps the kind of its first failure (after magic, root pid, server

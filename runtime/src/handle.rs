@@ -27,6 +27,9 @@ pub struct RunHandle {
     pub(crate) spawn_queue: Queue<SpawnRequest, Mpsc>,
     pub(crate) entry_names: Arc<Vec<&'static str>>,
     pub(crate) stage: StageId,
+    /// The fork server's pid as the root knows it (it forked it); 0 in the server and the
+    /// stages, which read the table's.
+    pub(crate) server: u32,
 }
 
 impl std::fmt::Debug for RunHandle {
@@ -149,7 +152,11 @@ impl RunHandle {
     /// The run's failure, or [`RuntimeError::ServerGone`] if the fork server has died (then
     /// every stage has died with it).
     pub fn health(&self) -> Option<RuntimeError> {
-        let server = self.table.header().server_pid.load(Ordering::Acquire);
+        // The root's own copy: the table's can be scribbled on by any process of the run.
+        let server = match self.server {
+            0 => self.table.header().server_pid.load(Ordering::Acquire),
+            known => known,
+        };
         self.failure().or_else(|| {
             (server != 0 && !shm_queue::ProcessStatus::is_running(server)).then_some(RuntimeError::ServerGone)
         })

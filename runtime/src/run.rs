@@ -136,7 +136,8 @@ impl Runtime {
                 return Err(e.into());
             }
         };
-        let handle = RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0 };
+        let mut handle =
+            RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0, server: 0 };
         // Text still buffered for stdout would be written again by the server, and by every
         // stage forked from it, when they exit.
         let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -152,6 +153,7 @@ impl Runtime {
             Ok(pid) => {
                 // The server stores it too, but a health check must not find 0 before it does.
                 handle.table.header().server_pid.store(pid as u32, Ordering::Release);
+                handle.server = pid as u32;
                 pid
             }
             Err(e) => {
