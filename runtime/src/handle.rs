@@ -152,14 +152,17 @@ impl RunHandle {
     /// The run's failure, or [`RuntimeError::ServerGone`] if the fork server has died (then
     /// every stage has died with it).
     pub fn health(&self) -> Option<RuntimeError> {
-        // The root's own copy: the table's can be scribbled on by any process of the run.
-        let server = match self.server {
-            0 => self.table.header().server_pid.load(Ordering::Acquire),
-            known => known,
+        let gone = match self.server {
+            // The root forked the server: it asks the kernel about its own child, which needs
+            // no `/proc` (without one, every process counts as running), and it trusts its own
+            // copy of the pid, not the table's, which any process of the run can scribble on.
+            0 => {
+                let server = self.table.header().server_pid.load(Ordering::Acquire);
+                server != 0 && !shm_queue::ProcessStatus::is_running(server)
+            }
+            server => crate::process::child_has_ended(server as libc::pid_t),
         };
-        self.failure().or_else(|| {
-            (server != 0 && !shm_queue::ProcessStatus::is_running(server)).then_some(RuntimeError::ServerGone)
-        })
+        self.failure().or_else(|| gone.then_some(RuntimeError::ServerGone))
     }
 
     /// Waits until the run fails (a stage fails or the root is interrupted) or `timeout`

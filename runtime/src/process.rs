@@ -103,6 +103,26 @@ pub(crate) fn set_info_handler(
     }
 }
 
+/// Whether `child`, a child of this process not yet reaped, has ended (it is left to reap);
+/// `true` if it is not, or no longer, a child of ours.
+pub(crate) fn child_has_ended(child: libc::pid_t) -> bool {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-buffer.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid out-pointer; WNOWAIT leaves the child to be reaped later.
+        let rc = unsafe {
+            libc::waitid(libc::P_PID, child as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        };
+        if rc == 0 {
+            // SAFETY: waitid filled in `si_pid` (0 while the child runs).
+            return unsafe { info.si_pid() } != 0;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return true;
+        }
+    }
+}
+
 /// Flushes stdio and leaves without running destructors or atexit handlers, which belong to
 /// the process we were forked from.
 pub(crate) fn exit_now(code: i32) -> ! {
