@@ -503,9 +503,14 @@ fn ps_shows_the_server_and_each_stage_by_name() {
     run.finish().unwrap();
 }
 
-/// A process's `oom_score_adj` (`self`: this one's).
+/// A process's `oom_score_adj` (`self`: this one's), in one `read`: `read_to_string` reads
+/// again for the end of the file, and the kernel formats the value anew for each read, so a
+/// value written in between (0 becoming 500 as the server marks a stage) read as "0\n0\n".
 fn oom_score_adj(pid: &str) -> i64 {
-    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap().trim().parse().unwrap()
+    use std::io::Read;
+    let mut text = [0u8; 32];
+    let len = std::fs::File::open(format!("/proc/{pid}/oom_score_adj")).unwrap().read(&mut text).unwrap();
+    std::str::from_utf8(&text[..len]).unwrap().trim().parse().unwrap()
 }
 
 /// This stage's `oom_score_adj` once it differs from `start` (the server's, which the stage
