@@ -69,19 +69,31 @@ fn alive(alive: bool) -> &'static str {
     }
 }
 
-/// What can be said of a pid recorded in a segment of PID namespace `namespace`: for another
-/// namespace's, only whether that whole namespace is gone.
-fn liveness(namespace: u64, alive_here: impl FnOnce() -> bool) -> &'static str {
-    if !PidNamespace::is_foreign(namespace) {
-        alive(alive_here())
-    } else if PidNamespace::is_gone(namespace) {
-        "dead: its PID namespace is gone"
-    } else {
-        "other PID namespace"
+/// Whether each other PID namespace met is gone: a look through all of `/proc` each, so
+/// once a namespace, not once a pid shown.
+#[derive(Default)]
+struct Namespaces(std::collections::HashMap<u64, bool>);
+
+impl Namespaces {
+    fn is_gone(&mut self, namespace: u64) -> bool {
+        *self.0.entry(namespace).or_insert_with(|| PidNamespace::is_gone(namespace))
+    }
+
+    /// What can be said of a pid recorded in a segment of PID namespace `namespace`: for
+    /// another namespace's, only whether that whole namespace is gone.
+    fn liveness(&mut self, namespace: u64, alive_here: impl FnOnce() -> bool) -> &'static str {
+        if !PidNamespace::is_foreign(namespace) {
+            alive(alive_here())
+        } else if self.is_gone(namespace) {
+            "dead: its PID namespace is gone"
+        } else {
+            "other PID namespace"
+        }
     }
 }
 
 fn ls() -> Result<(), String> {
+    let mut namespaces = Namespaces::default();
     outln!("{:<48} {:<5} {:<24} {:>9} {:>9}  {:<14} endpoints", "name", "kind", "element", "capacity", "fill", "owner");
     for name in all_segments()? {
         // Anyone can name a file in /dev/shm: shown escaped, like everything read from there.
@@ -104,7 +116,7 @@ fn ls() -> Result<(), String> {
                             "{}:{}({}{state})",
                             e.role.as_str(),
                             e.owner.pid,
-                            liveness(queue.header().pid_namespace, || e.alive)
+                            namespaces.liveness(queue.header().pid_namespace, || e.alive)
                         )
                     })
                     .collect();
@@ -118,7 +130,7 @@ fn ls() -> Result<(), String> {
                     format!(
                         "{} ({})",
                         header.creator.pid,
-                        liveness(header.pid_namespace, || header.creator.is_alive())
+                        namespaces.liveness(header.pid_namespace, || header.creator.is_alive())
                     ),
                     if endpoints.is_empty() { "-".to_owned() } else { endpoints.join(" ") }
                 );
@@ -133,7 +145,7 @@ fn ls() -> Result<(), String> {
                         "-",
                         "-",
                         root.process.pid,
-                        liveness(root.pid_namespace, || root.process.is_alive())
+                        namespaces.liveness(root.pid_namespace, || root.process.is_alive())
                     );
                 }
             }
@@ -151,13 +163,14 @@ fn stat(name: &str) -> Result<(), String> {
     let queue = Inspector::open(name).map_err(|e| format!("{name}: {e}"))?;
     let h = queue.header();
     let s = queue.stats();
+    let mut namespaces = Namespaces::default();
     outln!("name        {name}");
     outln!("kind        {}", h.kind);
     // Read from the segment: shown escaped, so that no byte in it can steer the terminal.
     outln!("element     {}", h.element.to_string().escape_debug());
     outln!("capacity    {} (bound {})", h.capacity, h.bound);
     outln!("wake        {:?}, re-check every {} ms", h.wake, h.recheck_ms);
-    outln!("creator     pid {} ({})", h.creator.pid, liveness(h.pid_namespace, || h.creator.is_alive()));
+    outln!("creator     pid {} ({})", h.creator.pid, namespaces.liveness(h.pid_namespace, || h.creator.is_alive()));
     outln!("pushed      {}", s.pushed);
     outln!("popped      {}", s.popped);
     outln!("fill        {}", s.len);
@@ -186,7 +199,7 @@ fn stat(name: &str) -> Result<(), String> {
             e.slot,
             e.role.as_str(),
             e.owner.pid,
-            liveness(queue.header().pid_namespace, || e.alive),
+            namespaces.liveness(queue.header().pid_namespace, || e.alive),
             e.state
         );
     }
@@ -208,14 +221,17 @@ fn clean(dry_run: bool, force: bool) -> Result<(), String> {
             runs.foreign.len()
         );
     }
-    // Queues made outside the runtime: stale when their creator and every endpoint are dead.
+    // Queues made outside the runtime: stale when their creator and every endpoint are dead
+    // (for another PID namespace's, when that namespace is gone: `Inspector::is_stale`).
+    let mut namespaces = Namespaces::default();
     for name in all_segments()? {
         if runtime::root_of(&name).is_some() {
             continue; // a run's segment: decided above, by its root
         }
         let Ok(queue) = Inspector::open_now(&name) else { continue }; // not ours: never touched
         let foreign = queue.is_foreign();
-        if !queue.is_stale() {
+        let stale = if foreign { namespaces.is_gone(queue.header().pid_namespace) } else { queue.is_stale() };
+        if !stale {
             if foreign {
                 outln!("kept {name}: made in another PID namespace (its pids mean nothing here)");
             }
