@@ -195,7 +195,7 @@ impl Table {
 
     /// Waits up to `timeout` while a recorder is writing the first failure (it has claimed
     /// it but not yet published it); returns whether none is being written any more.
-    pub fn wait_failure_recorded(&self, timeout: Duration) -> bool {
+    fn wait_failure_recorded(&self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         while self.header().failure_kind.load(Ordering::Acquire) == exit_kind::CLAIMED {
             if std::time::Instant::now() >= deadline {
@@ -217,7 +217,7 @@ impl Table {
 
     /// Records the first failure, with what the failing stage said (`message`, possibly
     /// empty); later ones are ignored. Returns whether this one was first.
-    pub fn record_failure(&self, stage: StageId, pid: u32, kind: u32, value: i32, message: &str) -> bool {
+    fn record_failure(&self, stage: StageId, pid: u32, kind: u32, value: i32, message: &str) -> bool {
         let h = self.header();
         // Exactly one recorder wins; readers ignore the kind until it is final.
         if h.failure_kind
