@@ -39,7 +39,7 @@ pub fn find_stale() -> std::io::Result<CleanupReport> {
 fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
     let mut report = CleanupReport::default();
     // Whether each other namespace met is gone: one look through /proc each, not one a name.
-    let mut gone = std::collections::HashMap::new();
+    let mut gone = shm_queue::GoneNamespaces::default();
     for name in shm_queue::list(NAME_PREFIX)? {
         // A name we could not have made (anyone can name a file in /dev/shm) is not ours, even
         // if it starts like ours: never reported, never touched.
@@ -48,7 +48,7 @@ fn scan(dry_run: bool) -> std::io::Result<CleanupReport> {
         }
         let Some(root) = root_of(&name) else { continue };
         if root.is_foreign() {
-            if !*gone.entry(root.pid_namespace).or_insert_with(|| !root.is_alive()) {
+            if !gone.is_gone(root.pid_namespace) {
                 report.foreign.push(name);
                 continue;
             }

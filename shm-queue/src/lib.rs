@@ -118,7 +118,7 @@ pub use endpoint::{EndpointInfo, EndpointState, Role};
 #[cfg(not(loom))]
 pub use inspect::Inspector;
 pub use liveness::{ForkClock, Liveness, ProcessId, ProcessStatus};
-pub use pid_namespace::PidNamespace;
+pub use pid_namespace::{GoneNamespaces, PidNamespace};
 #[cfg(not(loom))]
 pub use producer::{Producer, WriteChunk};
 #[cfg(not(loom))]

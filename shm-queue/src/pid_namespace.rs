@@ -163,6 +163,26 @@ impl PidNamespace {
     }
 }
 
+/// [`PidNamespace::is_gone`], asked once per namespace: for a sweep over many segments, where
+/// each answer would otherwise be another look through all of `/proc`.
+///
+/// ```
+/// use shm_queue::{GoneNamespaces, PidNamespace};
+/// let mut gone = GoneNamespaces::default();
+/// let here = PidNamespace::current().unwrap().as_raw();
+/// assert!(!gone.is_gone(here));
+/// assert_eq!(gone.is_gone(1 << 40), PidNamespace::is_gone(1 << 40));
+/// ```
+#[derive(Debug, Default)]
+pub struct GoneNamespaces(std::collections::HashMap<u64, bool>);
+
+impl GoneNamespaces {
+    /// [`PidNamespace::is_gone`] for `recorded`, from memory after the first time.
+    pub fn is_gone(&mut self, recorded: u64) -> bool {
+        *self.0.entry(recorded).or_insert_with(|| PidNamespace::is_gone(recorded))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

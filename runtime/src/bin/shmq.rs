@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shm_queue::{EndpointState, Inspector, OpenError, PidNamespace, Queue, QueueOptions, Spsc};
+use shm_queue::{EndpointState, GoneNamespaces, Inspector, OpenError, PidNamespace, Queue, QueueOptions, Spsc};
 
 /// `println!` that ignores a closed stdout (`shmq ls | head`) instead of panicking.
 macro_rules! outln {
@@ -72,11 +72,11 @@ fn alive(alive: bool) -> &'static str {
 /// Whether each other PID namespace met is gone: a look through all of `/proc` each, so
 /// once a namespace, not once a pid shown.
 #[derive(Default)]
-struct Namespaces(std::collections::HashMap<u64, bool>);
+struct Namespaces(GoneNamespaces);
 
 impl Namespaces {
     fn is_gone(&mut self, namespace: u64) -> bool {
-        *self.0.entry(namespace).or_insert_with(|| PidNamespace::is_gone(namespace))
+        self.0.is_gone(namespace)
     }
 
     /// What can be said of a pid recorded in a segment of PID namespace `namespace`: for
