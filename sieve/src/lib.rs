@@ -17,7 +17,7 @@
 //! - [`draw`]: an SVG picture of the grown pipeline;
 //! - [`pipeline`]: the real thing, every stage its own process on the shmpipe runtime;
 //! - [`shared_memory`]: whether a run's queues fit in the machine's shared memory;
-//! - [`progress`]: a progress line on a terminal's stderr for long runs.
+//! - [`progress`]: a progress bar on a terminal's stderr for long runs.
 
 #![warn(missing_docs)]
 

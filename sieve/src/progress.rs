@@ -1,80 +1,85 @@
-//! A progress line on stderr for long runs, only when stderr is a terminal.
+//! A progress bar on stderr for long runs, only when stderr is a terminal.
 //!
 //! Progress is measured by the primes reaching the root: the largest so far against N. Nothing
 //! is drawn for the first second (short runs stay quiet), when stderr is a file or a pipe, nor
-//! when the primes themselves are being printed to the terminal (the line would break into
-//! them). It is erased when the run ends, however it ends.
+//! when the primes themselves are being printed to the terminal (the bar would break into
+//! them). It is erased when the run ends, however it ends. `indicatif` draws it.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// Draws `[#####     ] 45%  4500000/10000000` on stderr, at most ten times a second.
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Draws `[#####     ]  45%  4500000/10000000` on stderr once a run has lasted a second.
+///
+/// The bar is made at its first draw, never before the run has started: the processes the
+/// runtime forks then carry no copy of it.
 #[derive(Debug)]
 pub struct Progress {
     max_number: u64,
     started: Instant,
-    last_draw: Option<Instant>,
-    enabled: bool,
+    /// Where a bar would be drawn; `None` once it is made, or if it is never to be drawn.
+    target: Option<ProgressDrawTarget>,
+    bar: Option<ProgressBar>,
     calls: u32,
 }
 
 const QUIET_FOR: Duration = Duration::from_secs(1);
-const EVERY: Duration = Duration::from_millis(100);
-const WIDTH: usize = 30;
+const TEMPLATE: &str = "[{bar:30}] {percent:>3}%  {pos}/{len}";
 
 impl Progress {
-    /// A progress line towards `max_number`, drawn only if stderr is a terminal and the
-    /// primes are not printed to one (`primes_on_stdout`: the run prints them on stdout).
+    /// A progress bar towards `max_number`, drawn only if stderr is a terminal and the primes
+    /// are not printed to one (`primes_on_stdout`: the run prints them on stdout).
     pub fn new(max_number: u64, primes_on_stdout: bool) -> Self {
         // SAFETY: isatty only inspects the descriptor.
         let tty = |fd| unsafe { libc::isatty(fd) } == 1;
-        Self::with_terminal(max_number, draws(tty(libc::STDERR_FILENO), tty(libc::STDOUT_FILENO), primes_on_stdout))
+        let drawn = draws(tty(libc::STDERR_FILENO), tty(libc::STDOUT_FILENO), primes_on_stdout);
+        Self::drawing_to(max_number, drawn.then(ProgressDrawTarget::stderr), Instant::now())
     }
 
-    /// A progress line that is never drawn.
+    /// A progress bar that is never drawn.
     pub fn off() -> Self {
-        Self::with_terminal(0, false)
+        Self::drawing_to(0, None, Instant::now())
     }
 
-    fn with_terminal(max_number: u64, enabled: bool) -> Self {
-        Self { max_number, started: Instant::now(), last_draw: None, enabled, calls: 0 }
+    fn drawing_to(max_number: u64, target: Option<ProgressDrawTarget>, started: Instant) -> Self {
+        Self { max_number, started, target, bar: None, calls: 0 }
     }
 
     /// Notes that `value` (a prime) has reached the root.
     #[inline]
     pub fn tick(&mut self, value: u64) {
-        if !self.enabled {
+        if self.target.is_none() && self.bar.is_none() {
             return;
         }
-        // Look at the clock once every 1024 primes: ticks come at memory speed.
+        // Look at the clock once every 1024 primes: ticks come at memory speed. The bar
+        // limits its own redraws (20 a second).
         self.calls = self.calls.wrapping_add(1);
         if !self.calls.is_multiple_of(1024) {
             return;
         }
-        let now = Instant::now();
-        if now - self.started < QUIET_FOR || self.last_draw.is_some_and(|t| now - t < EVERY) {
-            return;
+        if self.bar.is_none() {
+            if self.started.elapsed() < QUIET_FOR {
+                return;
+            }
+            let Some(target) = self.target.take() else { return };
+            self.bar = Some(self.make_bar(target));
         }
-        self.last_draw = Some(now);
-        let _ = std::io::stderr().write_all(self.line(value).as_bytes());
+        if let Some(bar) = &self.bar {
+            bar.set_position(value.min(self.max_number));
+        }
     }
 
-    fn line(&self, value: u64) -> String {
-        let fraction = if self.max_number == 0 { 1.0 } else { (value as f64 / self.max_number as f64).min(1.0) };
-        let filled = (fraction * WIDTH as f64) as usize;
-        format!(
-            "\r[{}{}] {:>3}%  {value}/{}",
-            "#".repeat(filled),
-            " ".repeat(WIDTH - filled),
-            (fraction * 100.0) as u32,
-            self.max_number
-        )
+    fn make_bar(&self, target: ProgressDrawTarget) -> ProgressBar {
+        // TEMPLATE is a constant that the tests draw: it cannot fail to parse.
+        let style = ProgressStyle::with_template(TEMPLATE)
+            .map_or_else(|_| ProgressStyle::default_bar(), |s| s.progress_chars("# "));
+        ProgressBar::with_draw_target(Some(self.max_number), target).with_style(style)
     }
 
-    /// Erases the line, if one was drawn.
+    /// Erases the bar, if one was drawn.
     pub fn finish(&mut self) {
-        if self.last_draw.take().is_some() {
-            let _ = std::io::stderr().write_all(format!("\r{}\r", " ".repeat(WIDTH + 50)).as_bytes());
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }
@@ -93,13 +98,100 @@ fn draws(stderr_tty: bool, stdout_tty: bool, primes_on_stdout: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::TermLike;
+
     use super::*;
 
+    /// A terminal that records what is written to it; `|` marks a cleared line.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl Screen {
+        fn text(&self) -> String {
+            self.0.lock().unwrap().clone()
+        }
+        fn put(&self, s: &str) -> io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.put(&format!("{s}\n"))
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            self.put(s)
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            self.put("|")
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn on_screen(max_number: u64, running_for: Duration) -> (Progress, Screen) {
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        (Progress::drawing_to(max_number, Some(target), Instant::now() - running_for), screen)
+    }
+
+    fn tick_a_batch(p: &mut Progress, value: u64) {
+        for _ in 0..1024 {
+            p.tick(value);
+        }
+    }
+
     #[test]
-    fn the_line_shows_the_fraction_done() {
-        let p = Progress::with_terminal(1000, true);
-        assert_eq!(p.line(450), format!("\r[{}{}]  45%  450/1000", "#".repeat(13), " ".repeat(17)));
-        assert!(p.line(2000).contains("100%"), "never past the end");
+    fn the_bar_shows_the_fraction_done_and_is_erased_at_the_end() {
+        let (mut p, screen) = on_screen(1000, Duration::from_secs(2));
+        tick_a_batch(&mut p, 450);
+        let bar = format!("[{}{}]  45%  450/1000", "#".repeat(13), " ".repeat(17));
+        assert!(screen.text().contains(&bar), "{:?}", screen.text());
+        p.finish();
+        assert!(screen.text().ends_with('|'), "the bar's line is cleared: {:?}", screen.text());
+    }
+
+    #[test]
+    fn never_past_the_end() {
+        let (mut p, screen) = on_screen(1000, Duration::from_secs(2));
+        tick_a_batch(&mut p, 2000);
+        assert!(screen.text().contains("100%  1000/1000"), "{:?}", screen.text());
+    }
+
+    #[test]
+    fn a_run_that_ends_within_a_second_draws_nothing() {
+        let (mut p, screen) = on_screen(1000, Duration::ZERO);
+        tick_a_batch(&mut p, 450);
+        drop(p);
+        assert_eq!(screen.text(), "");
+    }
+
+    #[test]
+    fn dropping_a_drawn_bar_erases_it() {
+        let (mut p, screen) = on_screen(1000, Duration::from_secs(2));
+        tick_a_batch(&mut p, 450);
+        drop(p);
+        assert!(screen.text().ends_with('|'), "{:?}", screen.text());
     }
 
     #[test]
@@ -112,10 +204,10 @@ mod tests {
 
     #[test]
     fn nothing_is_drawn_without_a_terminal() {
-        let mut p = Progress::with_terminal(10, false);
+        let mut p = Progress::drawing_to(10, None, Instant::now() - Duration::from_secs(2));
         for v in 0..10_000 {
             p.tick(v);
         }
-        assert!(p.last_draw.is_none());
+        assert!(p.bar.is_none());
     }
 }
