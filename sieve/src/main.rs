@@ -5,7 +5,7 @@
 //! ```
 //! prints what the original prints. See `sieve --help` and the README.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -21,15 +21,18 @@ use sieve::summary::{first_difference, QueueStats, StageStats, Summary};
 #[derive(Debug, Parser)]
 #[command(name = "sieve", version, about)]
 struct Cli {
+    // The numbers take a leading `-` as a value, so that `-5` is an invalid value, not an
+    // unknown flag.
     /// N: the source feeds 3..=N (at least 2).
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, default_value_t = 100, value_name = "N", allow_negative_numbers = true)]
     max_number: u64,
     /// S: primes each stage holds before it starts the next (at least 1).
-    #[arg(long, default_value_t = 3, value_name = "S")]
+    // The range goes in the parser, so that every out-of-range value gets the same message.
+    #[arg(long, default_value_t = 3, value_name = "S", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
     stage_size: u32,
     /// D: items each queue holds (the original's 10; larger for throughput).
-    // The range goes in the parser, so that every out-of-range value gets the same message.
-    #[arg(long, default_value_t = 10, value_name = "D",
+    #[arg(long, default_value_t = 10, value_name = "D", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..=shm_queue::MAX_CAPACITY as i64))]
     queue_depth: u32,
     /// How to run: every stage a process, one process without queues, or a plain sieve.
@@ -92,6 +95,11 @@ struct Failure {
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Self {
+        // The reader went away (`sieve | head`): end as quietly as a program that SIGPIPE
+        // killed, with the status a shell gives one (the run is still cleaned up).
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Self { message: String::new(), code: 128 + libc::SIGPIPE as u8 };
+        }
         Self { message: format!("writing output: {e}"), code: 1 }
     }
 }
@@ -111,7 +119,9 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("sieve: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("sieve: {}", failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -123,8 +133,11 @@ fn one_line(error: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue};
     let text = error.to_string();
     let mut line = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_owned();
+    // A missing value comes with an empty list of valid values: nothing to add then.
     if let Some(ContextValue::Strings(values)) = error.get(ContextKind::ValidValue) {
-        line.push_str(&format!(" (one of: {})", values.join(", ")));
+        if !values.is_empty() {
+            line.push_str(&format!(" (one of: {})", values.join(", ")));
+        }
     }
     let suggested = error.get(ContextKind::SuggestedArg).or_else(|| error.get(ContextKind::SuggestedValue));
     match suggested {
@@ -152,10 +165,14 @@ impl Picture {
         Ok(Self { file, path: path.to_owned(), created, written: false })
     }
 
-    fn write(&mut self, svg: &[u8]) -> io::Result<()> {
+    fn write(&mut self, svg: &[u8]) -> Result<(), Failure> {
         self.written = true;
-        self.file.set_len(0)?;
-        self.file.write_all(svg)
+        let failed = |e: io::Error| Failure { message: format!("writing {}: {e}", self.path.display()), code: 1 };
+        // Only a regular file has a length to cut: `/dev/null` or a pipe is written as it is.
+        if self.file.metadata().map_err(failed)?.is_file() {
+            self.file.set_len(0).map_err(failed)?;
+        }
+        self.file.write_all(svg).map_err(failed)
     }
 }
 
@@ -185,9 +202,6 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     if cli.max_number < 2 {
         return Err(usage(format!("--max-number must be at least 2, got {}", cli.max_number)));
     }
-    if cli.stage_size == 0 {
-        return Err(usage("--stage-size must be at least 1".into()));
-    }
     if cli.draw.is_some() && !matches!(cli.mode, Mode::Pipeline) {
         return Err(usage("--draw pictures the pipeline's processes and queues: use it with --mode pipeline".into()));
     }
@@ -196,9 +210,13 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     }
     if matches!(cli.mode, Mode::Pipeline) {
         if let Some((needed, size)) = sieve::pipeline::stages_beyond_the_limit(cli.max_number, cli.stage_size.into()) {
+            let advice = match u32::try_from(size) {
+                Ok(size) => format!("use --stage-size {size} or more"),
+                Err(_) => format!("no --stage-size fits (the largest is {}): use a smaller --max-number", u32::MAX),
+            };
             return Err(usage(format!(
                 "--max-number {} with --stage-size {} needs at least {needed} stage processes, more than the {} \
-                 one run can start: use --stage-size {size} or more",
+                 one run can start: {advice}",
                 cli.max_number,
                 cli.stage_size,
                 sieve::pipeline::MAX_PIPELINE_STAGES
@@ -221,7 +239,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     };
     let streaming = !cli.quiet && !cli.json;
     let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    // On a terminal the primes show a line at a time as they come (the original flushes every
+    // one); into a file or a pipe they go in 8 KiB writes. A zero-sized buffer hands each write
+    // to stdout's own, which flushes at every line break.
+    let buffer = if stdout.is_terminal() { 0 } else { 8 * 1024 };
+    let mut out = BufWriter::with_capacity(buffer, stdout.lock());
     let started = Instant::now();
     let outcome = execute(cli, streaming.then_some(&mut out))?;
     let wall_s = started.elapsed().as_secs_f64();
@@ -358,6 +380,10 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
 }
 
 fn pipeline_failure(e: PipelineError) -> Failure {
+    let e = match e {
+        PipelineError::Output(e) => return e.into(),
+        e => e,
+    };
     let code = match &e {
         // A shell's 128 + signal; the value comes from shared memory, so a scribbled one is 1.
         PipelineError::Runtime(runtime::RuntimeError::Interrupted(signal)) => {

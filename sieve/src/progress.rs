@@ -5,6 +5,7 @@
 //! when the primes themselves are being printed to the terminal (the bar would break into
 //! them). It is erased when the run ends, however it ends. `indicatif` draws it.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -30,9 +31,7 @@ impl Progress {
     /// A progress bar towards `max_number`, drawn only if stderr is a terminal and the primes
     /// are not printed to one (`primes_on_stdout`: the run prints them on stdout).
     pub fn new(max_number: u64, primes_on_stdout: bool) -> Self {
-        // SAFETY: isatty only inspects the descriptor.
-        let tty = |fd| unsafe { libc::isatty(fd) } == 1;
-        let drawn = draws(tty(libc::STDERR_FILENO), tty(libc::STDOUT_FILENO), primes_on_stdout);
+        let drawn = draws(std::io::stderr().is_terminal(), std::io::stdout().is_terminal(), primes_on_stdout);
         Self::drawing_to(max_number, drawn.then(ProgressDrawTarget::stderr), Instant::now())
     }
 

@@ -183,16 +183,62 @@ fn stats_and_draw_describe_the_pipeline() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `--draw` to something that is not a regular file: `/dev/null` takes the picture as it is
+/// (there is no length to cut), and a device that refuses it fails the run naming the picture,
+/// not the primes' output.
+#[test]
+fn draw_writes_to_devices_and_names_its_file_when_that_fails() {
+    let out = sieve(&["--max-number", "100", "--stage-size", "3", "--draw", "/dev/null"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), ORIGINAL_N100_S3);
+    if std::path::Path::new("/dev/full").exists() {
+        let out = sieve(&["--max-number", "100", "--stage-size", "3", "--quiet", "--draw", "/dev/full"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.starts_with("sieve: writing /dev/full: ") && err.lines().count() == 1, "{err:?}");
+    }
+}
+
+/// `sieve | head`: the reader goes away with most primes unwritten. The run ends as quietly as
+/// a program that SIGPIPE killed, with the status a shell gives one, and leaves nothing.
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly_and_leaves_nothing() {
+    use std::io::Read;
+    // 78,498 primes, ~540 KB: more than a pipe holds, so the root is still writing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
+        .args(["--max-number", "1000000", "--stage-size", "100", "--queue-depth", "1024"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = child.stdout.take().unwrap();
+    let mut first = [0u8; 15];
+    reader.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"Prime numbers:\n");
+    let server = children_of(child.id()).first().copied();
+    let stages = server.map(children_of).unwrap_or_default();
+    drop(reader);
+    let root = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + libc::SIGPIPE), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing to say about a reader that left");
+    assert_nothing_left(root, server.unwrap_or(0), &stages);
+}
+
 #[test]
 fn bad_arguments_get_one_line_and_a_nonzero_exit() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--stage-size", "0"], "--stage-size must be at least 1"),
+        (&["--stage-size", "0"], "0 is not in 1..=4294967295"),
+        (&["--stage-size", "4294967296"], "4294967296 is not in 1..=4294967295"),
+        (&["--stage-size", "-1"], "-1 is not in 1..=4294967295"),
+        (&["--queue-depth", "-3"], "-3 is not in 1..=1073741824"),
+        (&["--max-number"], "a value is required for '--max-number <N>' but none was supplied"),
         (&["--max-number", "1"], "--max-number must be at least 2"),
         (&["--queue-depth", "0"], "0 is not in 1..=1073741824"),
         (&["--queue-depth", "99999999999"], "99999999999 is not in 1..=1073741824"),
         (&["--queue-depth", "1073741825"], "1073741825 is not in 1..=1073741824"),
         (&["--max-number", "ten"], "invalid value 'ten'"),
-        (&["--max-number", "-5"], "unexpected argument"),
+        (&["--max-number", "-5"], "invalid value '-5' for '--max-number <N>'"),
         (&["--stage-size", "99999999999"], "invalid value"),
         (
             &["--mode", "quantum"],
@@ -203,6 +249,10 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--draw", "/nonexistent-dir/x.svg"], "cannot write /nonexistent-dir/x.svg"),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
         (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
+        (
+            &["--max-number", "18446744073709551614", "--stage-size", "4294967295"],
+            "no --stage-size fits (the largest is 4294967295): use a smaller --max-number",
+        ),
         (&["--json", "--stats"], "cannot be used with '--stats'"),
         // ~280 TiB of rings: beyond any machine, refused before anything is made (checked
         // below to be refused, so that this case can never start such a run).
