@@ -74,6 +74,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+mod cgroup;
 mod children;
 mod cleanup;
 mod entry;
@@ -89,11 +90,12 @@ mod server;
 mod signals;
 mod table;
 
+pub use cgroup::CgroupVersion;
 pub use cleanup::{find_stale, remove_stale, CleanupReport};
 pub use entry::Entry;
 pub use error::{ExitStatus, RuntimeError, StageResult};
 pub use handle::{RunHandle, StageExit, StageHandle};
-pub use memory_cgroup::{CgroupVersion, MemoryCgroup};
+pub use memory_cgroup::MemoryCgroup;
 pub use oom::STAGE_BIAS;
 pub use prefix::{root_of, run_prefix_of, RunRoot, NAME_PREFIX};
 pub use request::{QueueName, ARGS_MAX};

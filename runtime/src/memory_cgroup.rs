@@ -30,57 +30,42 @@
 //! }
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::cgroup::{CgroupPlace, CgroupVersion};
 
 /// Limits at or above this are "no limit": cgroup v1 writes an unlimited limit as the largest
 /// page-aligned `i64` (9,223,372,036,854,771,712).
 const UNLIMITED: u64 = 1 << 62;
 
-/// Which cgroup interface holds the memory controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupVersion {
-    /// cgroup v1: one hierarchy per controller (`/sys/fs/cgroup/memory/…`).
-    V1,
-    /// cgroup v2: the unified hierarchy.
-    V2,
-}
-
 /// Where this process's memory cgroup is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemoryCgroup {
-    version: CgroupVersion,
-    /// Its directory.
-    dir: PathBuf,
-    /// Where its hierarchy is mounted: nothing above is part of it.
-    mount_point: PathBuf,
-}
+pub struct MemoryCgroup(CgroupPlace);
 
 impl MemoryCgroup {
     /// This process's memory cgroup, from `/proc/self/cgroup` and `/proc/self/mountinfo`;
     /// `None` where no memory controller is mounted or the files cannot be read.
     pub fn of_this_process() -> Option<Self> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        memory_cgroup_in(&mountinfo, &cgroups)
+        CgroupPlace::of_this_process("memory").map(Self)
     }
 
     /// The cgroup interface it lives in.
     pub fn version(&self) -> CgroupVersion {
-        self.version
+        self.0.version
     }
 
     /// Its directory: at v1 its `memory.limit_in_bytes` sets a limit, at v2 `memory.max`; a
     /// process joins it by writing its pid to `cgroup.procs` there.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.0.dir
     }
 
     /// Bytes its processes may still charge, swap included (at most `swap_free` of it, the
     /// machine's free swap); `None` when no memory limit applies or none can be read.
     pub fn room(&self, swap_free: u64) -> Option<u64> {
-        match self.version {
-            CgroupVersion::V1 => room_v1(&self.dir, swap_free),
-            CgroupVersion::V2 => room_v2(&self.dir, &self.mount_point, swap_free),
+        match self.0.version {
+            CgroupVersion::V1 => room_v1(&self.0.dir, swap_free),
+            CgroupVersion::V2 => room_v2(&self.0, swap_free),
         }
     }
 
@@ -88,75 +73,12 @@ impl MemoryCgroup {
     /// ended, whatever limit ran out (v1 `memory.oom_control`, v2 `memory.events`; kernel
     /// 4.13 or later).
     pub fn oom_kills(&self) -> Option<u64> {
-        let (file, field) = match self.version {
+        let (file, field) = match self.0.version {
             CgroupVersion::V1 => ("memory.oom_control", "oom_kill"),
             CgroupVersion::V2 => ("memory.events", "oom_kill"),
         };
-        stat_field(&std::fs::read_to_string(self.dir.join(file)).ok()?, field)
+        stat_field(&std::fs::read_to_string(self.0.dir.join(file)).ok()?, field)
     }
-}
-
-/// The memory cgroup the texts of `/proc/self/mountinfo` and `/proc/self/cgroup` name. A v1
-/// memory controller takes precedence: where it is mounted, the unified (v2) hierarchy has no
-/// memory controller.
-fn memory_cgroup_in(mountinfo: &str, cgroups: &str) -> Option<MemoryCgroup> {
-    // `/proc/self/cgroup`: `ID:CONTROLLERS:PATH`, with `0::PATH` for v2.
-    let path_of = |wanted: fn(&str) -> bool| {
-        cgroups.lines().find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            wanted(controllers).then_some(path)
-        })
-    };
-    // `/proc/self/mountinfo`: `ID PARENT DEV ROOT MOUNT_POINT OPTIONS [TAGS…] - FSTYPE SOURCE SUPER_OPTIONS`.
-    let mount_of = |wanted: fn(&str, &str) -> bool| {
-        mountinfo.lines().find_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let fields: Vec<&str> = before.split(' ').collect();
-            let mut rest = after.split(' ');
-            let (fstype, _, options) = (rest.next()?, rest.next()?, rest.next().unwrap_or(""));
-            wanted(fstype, options).then_some((*fields.get(3)?, *fields.get(4)?))
-        })
-    };
-    let v1 = (
-        CgroupVersion::V1,
-        path_of(|controllers| controllers.split(',').any(|c| c == "memory")),
-        mount_of(|fstype, options| fstype == "cgroup" && options.split(',').any(|o| o == "memory")),
-    );
-    let v2 = (CgroupVersion::V2, path_of(str::is_empty), mount_of(|fstype, _| fstype == "cgroup2"));
-    [v1, v2].into_iter().find_map(|(version, path, mount)| {
-        let (path, (root, mount_point)) = (Path::new(path?), mount?);
-        // A cgroup outside the namespace's root shows as `/../…`: not under any mount here.
-        if path.components().any(|c| c == std::path::Component::ParentDir) {
-            return None;
-        }
-        // The mount shows the hierarchy from `root` down (a container's own subtree, say).
-        let below = path.strip_prefix(unescape_mount_path(root)).ok()?;
-        let mount_point = PathBuf::from(unescape_mount_path(mount_point));
-        Some(MemoryCgroup { version, dir: mount_point.join(below), mount_point })
-    })
-}
-
-/// Mount points in `mountinfo` write space, tab, newline and backslash as octal escapes.
-fn unescape_mount_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut rest = path;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let code = rest.get(at + 1..at + 4).and_then(|digits| u8::from_str_radix(digits, 8).ok());
-        match code {
-            Some(byte) => {
-                out.push(char::from(byte));
-                rest = &rest[at + 4..];
-            }
-            None => {
-                out.push('\\');
-                rest = &rest[at + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A number from a cgroup file: `None` for "max", unlimited, or anything unreadable.
@@ -200,9 +122,9 @@ fn room_v1(dir: &Path, swap_free: u64) -> Option<u64> {
 
 /// cgroup v2: the least room over this cgroup and its ancestors up to `mount_point` that set
 /// `memory.max` (a level without the memory controller has no such file, and is skipped).
-fn room_v2(dir: &Path, mount_point: &Path, swap_free: u64) -> Option<u64> {
-    dir.ancestors()
-        .take_while(|level| level.starts_with(mount_point))
+fn room_v2(place: &CgroupPlace, swap_free: u64) -> Option<u64> {
+    place
+        .levels()
         .filter_map(|level| {
             // The limit first: `memory.stat` is costly to read on large hosts, and a level
             // without a limit needs none of the rest.
@@ -221,42 +143,13 @@ fn room_v2(dir: &Path, mount_point: &Path, swap_free: u64) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
-    const HYBRID_MOUNTS: &str = "\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-";
-
-    #[test]
-    fn finds_a_v1_memory_controller_before_the_unified_hierarchy() {
-        let cgroups = "9:name=systemd:/\n4:memory:/jobs/42\n1:cpu:/\n0::/\n";
-        let found = memory_cgroup_in(HYBRID_MOUNTS, cgroups).unwrap();
-        assert_eq!(found.version, CgroupVersion::V1);
-        assert_eq!(found.dir, PathBuf::from("/sys/fs/cgroup/memory/jobs/42"));
-        assert_eq!(found.mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
-        // Co-mounted controllers (`cpu,memory`) are found by the one wanted.
-        let mounts = "35 31 0:32 / /sys/fs/cgroup/cpu,memory rw - cgroup cgroup rw,cpu,memory\n";
-        let found = memory_cgroup_in(mounts, "4:cpu,memory:/a\n").unwrap();
-        assert_eq!(found.dir, PathBuf::from("/sys/fs/cgroup/cpu,memory/a"));
-    }
-
-    #[test]
-    fn finds_a_v2_cgroup_below_the_mount_root() {
-        // A container whose cgroup namespace was not unshared: the mount shows its subtree.
-        let mounts = "29 23 0:26 /kubepods/pod7 /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
-        let found = memory_cgroup_in(mounts, "0::/kubepods/pod7/ctr\n").unwrap();
-        assert_eq!((found.version, found.dir), (CgroupVersion::V2, PathBuf::from("/sys/fs/cgroup/ctr")));
-        // Escaped spaces in the mount's root and point, as mountinfo writes them.
-        let mounts = "29 23 0:26 /my\\040jobs /mnt/cg\\040v2 rw - cgroup2 cgroup2 rw\n";
-        let found = memory_cgroup_in(mounts, "0::/my jobs/step 1\n").unwrap();
-        assert_eq!(found.dir, PathBuf::from("/mnt/cg v2/step 1"));
-        // A cgroup outside this namespace's root, or no cgroup file system: nothing to read.
-        assert_eq!(memory_cgroup_in(mounts, "0::/../elsewhere\n"), None);
-        assert_eq!(memory_cgroup_in("", "0::/kubepods/pod7/ctr\n"), None);
-        assert_eq!(unescape_mount_path("/mnt/with\\040space\\\\x"), "/mnt/with space\\\\x");
+    /// A v2 cgroup at `dir`, in a hierarchy mounted at `mount_point`.
+    fn v2(dir: &Path, mount_point: &Path) -> CgroupPlace {
+        CgroupPlace { version: CgroupVersion::V2, dir: dir.to_owned(), mount_point: mount_point.to_owned() }
     }
 
     /// A fresh directory under the system's temporary directory.
@@ -282,26 +175,26 @@ mod tests {
         // The parent's limit binds (100 MiB, 30 MiB used) below the child's (1 GiB).
         write(&job, &[("memory.max", "104857600\n"), ("memory.current", "31457280\n")]);
         write(&step, &[("memory.max", "1073741824\n"), ("memory.current", "10485760\n")]);
-        assert_eq!(room_v2(&step, &mount, 0), Some(70 << 20));
+        assert_eq!(room_v2(&v2(&step, &mount), 0), Some(70 << 20));
         // File cache counts as room: the kernel drops it before it fails a charge.
         write(
             &job,
             &[("memory.stat", "anon 1048576\nactive_file 10485760\ninactive_file 5242880\nslab_reclaimable 1048576\n")],
         );
-        assert_eq!(room_v2(&step, &mount, 0), Some(86 << 20));
+        assert_eq!(room_v2(&v2(&step, &mount), 0), Some(86 << 20));
         // Swap the cgroup may still use adds to the room, up to what the machine has free.
         write(&job, &[("memory.swap.max", "20971520\n"), ("memory.swap.current", "0\n")]);
-        assert_eq!(room_v2(&step, &mount, 1 << 30), Some(106 << 20));
-        assert_eq!(room_v2(&step, &mount, 5 << 20), Some(91 << 20));
+        assert_eq!(room_v2(&v2(&step, &mount), 1 << 30), Some(106 << 20));
+        assert_eq!(room_v2(&v2(&step, &mount), 5 << 20), Some(91 << 20));
         // A level without the memory controller (no files) is passed over, not an end.
         write(&step, &[("memory.max", "max\n")]);
         let leaf = step.join("leaf");
         std::fs::create_dir_all(&leaf).unwrap();
-        assert_eq!(room_v2(&leaf, &mount, 0), Some(86 << 20));
+        assert_eq!(room_v2(&v2(&leaf, &mount), 0), Some(86 << 20));
         // Nothing above the mount counts, and no limit anywhere is no answer.
-        assert_eq!(room_v2(&leaf, &step, 0), None);
+        assert_eq!(room_v2(&v2(&leaf, &step), 0), None);
         write(&job, &[("memory.max", "max\n")]);
-        assert_eq!(room_v2(&leaf, &mount, 0), None);
+        assert_eq!(room_v2(&v2(&leaf, &mount), 0), None);
         std::fs::remove_dir_all(&mount).unwrap();
     }
 
