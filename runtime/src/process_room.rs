@@ -1,0 +1,182 @@
+//! How many more processes can start now. A run keeps every stage alive until it ends, so a
+//! run that needs more processes than the kernel will make fails part-way, after taking every
+//! free pid from the rest of the machine. This reads the limits a `fork` meets, to refuse such
+//! a run before it starts:
+//!
+//! - `kernel.pid_max` and `kernel.threads-max`, against the tasks (processes and threads) that
+//!   exist: every task has a pid, in every PID namespace up to the host's;
+//! - the pids cgroup's `pids.max` against its `pids.current`, at every level up to the mount
+//!   (a container's `--pids-limit`, a systemd unit's `TasksMax`, a batch job's), v1 or v2;
+//! - `RLIMIT_NPROC` against the tasks of this real user, except for root, whom the kernel
+//!   exempts.
+//!
+//! Each is read as an upper bound on the room (pids below 300 are not reused, tasks come and go),
+//! so a run refused on it certainly could not have started.
+//!
+//! ```
+//! // Some room, or no limit that can be read.
+//! if let Some(room) = runtime::process_room() {
+//!     assert!(room.processes < u64::MAX);
+//!     println!("{} more processes ({})", room.processes, room.limit);
+//! }
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::cgroup::CgroupPlace;
+
+/// The room [`process_room`] found, and the limit that sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessRoom {
+    /// How many more processes can start now, at most.
+    pub processes: u64,
+    /// The limit that leaves the least room.
+    pub limit: ProcessLimit,
+}
+
+/// A limit on how many processes can exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessLimit {
+    /// `/proc/sys/kernel/pid_max`: the machine's pids.
+    PidMax,
+    /// `/proc/sys/kernel/threads-max`: the machine's tasks.
+    ThreadsMax,
+    /// `pids.max` of this pids cgroup (the directory), or of one above it.
+    Cgroup(PathBuf),
+    /// `RLIMIT_NPROC` (`ulimit -u`): this user's tasks.
+    UserLimit,
+}
+
+impl fmt::Display for ProcessLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PidMax => f.write_str("kernel.pid_max"),
+            Self::ThreadsMax => f.write_str("kernel.threads-max"),
+            Self::Cgroup(dir) => write!(f, "pids.max of the cgroup {}", dir.display()),
+            Self::UserLimit => f.write_str("ulimit -u"),
+        }
+    }
+}
+
+/// How many more processes this process could start now, with the limit that leaves the least
+/// room; `None` when no limit can be read. See the [module](self) for the limits read.
+pub fn process_room() -> Option<ProcessRoom> {
+    let tasks = std::fs::read_to_string("/proc/loadavg").ok().and_then(|text| tasks_in_loadavg(&text));
+    let system = |file: &str, limit: ProcessLimit| {
+        let max: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+        Some(ProcessRoom { processes: max.saturating_sub(tasks?), limit })
+    };
+    [
+        system("/proc/sys/kernel/pid_max", ProcessLimit::PidMax),
+        system("/proc/sys/kernel/threads-max", ProcessLimit::ThreadsMax),
+        CgroupPlace::of_this_process("pids").and_then(|place| cgroup_room(&place)),
+        user_room(),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|room| room.processes)
+}
+
+/// The tasks that exist, from `/proc/loadavg` (`0.20 0.18 0.12 1/80 11206`: running/existing).
+fn tasks_in_loadavg(text: &str) -> Option<u64> {
+    text.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok()
+}
+
+/// The least `pids.max - pids.current` over the cgroup's levels that set a limit.
+fn cgroup_room(place: &CgroupPlace) -> Option<ProcessRoom> {
+    place
+        .levels()
+        .filter_map(|level| {
+            let read = |file| std::fs::read_to_string(level.join(file)).ok()?.trim().parse::<u64>().ok();
+            // "max" (no limit) does not parse, and a level without the controller has no file.
+            let max = read("pids.max")?;
+            let current = read("pids.current")?;
+            Some(ProcessRoom { processes: max.saturating_sub(current), limit: ProcessLimit::Cgroup(level.to_owned()) })
+        })
+        .min_by_key(|room| room.processes)
+}
+
+/// `RLIMIT_NPROC` less the tasks of this real user; `None` for root or without a limit.
+fn user_room() -> Option<ProcessRoom> {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    // The kernel does not hold root to the limit.
+    if uid == 0 {
+        return None;
+    }
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(ProcessRoom { processes: limit.rlim_cur.saturating_sub(tasks_of_user(uid)), limit: ProcessLimit::UserLimit })
+}
+
+/// The tasks (threads included) of processes whose real user is `uid`, as far as `/proc`
+/// shows them (fewer where it hides other processes: the room then reads larger, never
+/// smaller).
+fn tasks_of_user(uid: libc::uid_t) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit())))
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("status")).ok())
+        .filter_map(|status| threads_of(&status, uid))
+        .sum()
+}
+
+/// `Threads:` of a `/proc/PID/status` whose real `Uid:` is `uid`.
+fn threads_of(status: &str, uid: libc::uid_t) -> Option<u64> {
+    let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name)).map(str::trim_start);
+    let real: libc::uid_t = field("Uid:")?.split_whitespace().next()?.parse().ok()?;
+    (real == uid).then(|| field("Threads:")?.parse().ok())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::CgroupVersion;
+
+    #[test]
+    fn reads_the_tasks_that_exist_from_loadavg() {
+        assert_eq!(tasks_in_loadavg("0.20 0.18 0.12 1/80 11206\n"), Some(80));
+        assert_eq!(tasks_in_loadavg("0.20 0.18 0.12\n"), None);
+    }
+
+    #[test]
+    fn counts_the_threads_of_one_real_user() {
+        let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nThreads:\t7\n";
+        assert_eq!(threads_of(status, 1000), Some(7));
+        assert_eq!(threads_of(status, 0), None, "the real uid counts, not the effective one");
+        assert_eq!(threads_of("Uid:\t1000\t1000\t1000\t1000\n", 1000), None);
+    }
+
+    #[test]
+    fn the_tightest_cgroup_level_binds() {
+        let mount = std::env::temp_dir().join(format!("runtime-pids-room-{}", std::process::id()));
+        let (job, step) = (mount.join("job"), mount.join("job/step"));
+        std::fs::create_dir_all(&step).unwrap();
+        let write = |dir: &std::path::Path, max: &str, current: &str| {
+            std::fs::write(dir.join("pids.max"), max).unwrap();
+            std::fs::write(dir.join("pids.current"), current).unwrap();
+        };
+        write(&job, "100\n", "90\n");
+        write(&step, "1000\n", "5\n");
+        let place = CgroupPlace { version: CgroupVersion::V2, dir: step.clone(), mount_point: mount.clone() };
+        assert_eq!(cgroup_room(&place), Some(ProcessRoom { processes: 10, limit: ProcessLimit::Cgroup(job.clone()) }));
+        // No limit ("max") at a level, or none anywhere.
+        write(&job, "max\n", "90\n");
+        assert_eq!(cgroup_room(&place).map(|room| room.processes), Some(995));
+        write(&step, "max\n", "5\n");
+        assert_eq!(cgroup_room(&place), None);
+        std::fs::remove_dir_all(&mount).unwrap();
+    }
+
+    #[test]
+    fn this_machine_has_some_room() {
+        let room = process_room().expect("pid_max is readable here");
+        assert!(room.processes > 0, "{room:?}");
+        assert!(room.processes < 1 << 32, "{room:?}");
+    }
+}
