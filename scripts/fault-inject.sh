@@ -19,7 +19,7 @@ children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '; }
 ok=0; bad=0; declare -A victims
 for round in $(seq 1 "$rounds"); do
     depth=$(( RANDOM % 2 == 0 ? 10 : 1024 ))
-    "$sieve" --max-number 50000000 --stage-size 50 --queue-depth "$depth" --quiet >/dev/null 2>/tmp/fault-inject.err &
+    "$sieve" --max-number 50000000 --stage-size 500 --queue-depth "$depth" --quiet >/dev/null 2>/tmp/fault-inject.err &
     root=$!
     sleep "0.$(( RANDOM % 9 + 1 ))"
     server=$(children_of "$root" | head -1)

@@ -31,7 +31,7 @@ before="$(fds "$keeper") $(maps "$keeper") $(fds "$keeper_server") $(maps "$keep
 most=0
 first_fds="" first_maps="" last_fds="" last_maps=""
 for round in $(seq 1 "$rounds"); do
-    "$sieve" --max-number 100000000 --stage-size 100 --quiet >/dev/null 2>&1 &
+    "$sieve" --max-number 100000000 --stage-size 1000 --quiet >/dev/null 2>&1 &
     root=$!
     sleep "0.0$(( RANDOM % 9 + 1 ))"
     sample="$(fds "$root") $(maps "$root")"

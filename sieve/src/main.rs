@@ -12,7 +12,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use sieve::draw::{draw_svg, StageDrawing};
 use sieve::output::{write_stage_lines, PrimePrinter};
-use sieve::pipeline::{run_pipeline, PipelineConfig, PipelineError, StageReport};
+use sieve::pipeline::{run_pipeline, stages_beyond, PipelineConfig, PipelineError, StageReport, MAX_PIPELINE_STAGES};
 use sieve::progress::Progress;
 use sieve::summary::{first_difference, QueueStats, StageStats, Summary};
 
@@ -209,17 +209,23 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         return Err(usage("--max-number must be below 2^64 - 1".into()));
     }
     if matches!(cli.mode, Mode::Pipeline) {
-        if let Some((needed, size)) = sieve::pipeline::stages_beyond_the_limit(cli.max_number, cli.stage_size.into()) {
+        // Every stage lives until the run ends: besides the runtime's table, the processes the
+        // machine can still start bound them (less the source and the fork server).
+        let (most, beyond) = match runtime::process_room() {
+            Some(room) if room.processes.saturating_sub(2) < MAX_PIPELINE_STAGES => {
+                let most = room.processes.saturating_sub(2);
+                (most, format!("but this machine can start only {most} more now ({})", room.limit))
+            }
+            _ => (MAX_PIPELINE_STAGES, format!("more than the {MAX_PIPELINE_STAGES} one run can start")),
+        };
+        if let Some((needed, size)) = stages_beyond(cli.max_number, cli.stage_size.into(), most) {
             let advice = match u32::try_from(size) {
                 Ok(size) => format!("use --stage-size {size} or more"),
                 Err(_) => format!("no --stage-size fits (the largest is {}): use a smaller --max-number", u32::MAX),
             };
             return Err(usage(format!(
-                "--max-number {} with --stage-size {} needs at least {needed} stage processes, more than the {} \
-                 one run can start: {advice}",
-                cli.max_number,
-                cli.stage_size,
-                sieve::pipeline::MAX_PIPELINE_STAGES
+                "--max-number {} with --stage-size {} needs at least {needed} stage processes, {beyond}: {advice}",
+                cli.max_number, cli.stage_size,
             )));
         }
         let config = pipeline_config(cli);

@@ -32,26 +32,30 @@ const BATCH: usize = 4096;
 /// processes over a run's life, and the source is one of them.
 pub const MAX_PIPELINE_STAGES: u64 = runtime::MAX_STAGES as u64 - 2;
 
-/// When `max_number` and `stage_size` certainly need more stages than one run can have
-/// ([`MAX_PIPELINE_STAGES`]): `Some((at least this many stages, the smallest stage size that
-/// surely fits))`. A run needs ⌈π(N)/S⌉ stages, bounded here with Rosser & Schoenfeld's
-/// bounds on π(N), so that an impossible run is refused before it starts instead of failing
-/// tens of thousands of processes later.
+/// When `max_number` and `stage_size` certainly need more than `most` stages (at most
+/// [`MAX_PIPELINE_STAGES`], or fewer where the machine cannot start that many processes):
+/// `Some((at least this many stages, the smallest stage size that surely fits))`. A run needs
+/// ⌈π(N)/S⌉ stages, counted from π(N) itself up to
+/// [`EXACT_UP_TO`](crate::reference::EXACT_UP_TO) and bounded beyond, so that an impossible run
+/// is refused before it starts instead of failing tens of thousands of processes later.
 ///
 /// ```
-/// use sieve::pipeline::stages_beyond_the_limit;
-/// assert_eq!(stages_beyond_the_limit(2_000_000, 15), None); // 9,929 stages
-/// let (needed, size) = stages_beyond_the_limit(100_000_000, 3).unwrap();
+/// use sieve::pipeline::{stages_beyond, MAX_PIPELINE_STAGES};
+/// assert_eq!(stages_beyond(2_000_000, 15, MAX_PIPELINE_STAGES), None); // 9,929 stages
+/// let (needed, size) = stages_beyond(100_000_000, 3, MAX_PIPELINE_STAGES).unwrap();
 /// assert!(needed > 1_000_000 && size >= 88);
+/// // π(850,000) = 67,617 itself, where its lower bound (62,052) would have let the run start.
+/// assert_eq!(stages_beyond(850_000, 1, MAX_PIPELINE_STAGES), Some((67_617, 2)));
 /// ```
-pub fn stages_beyond_the_limit(max_number: u64, stage_size: u64) -> Option<(u64, u64)> {
-    let stage_size = stage_size.max(1);
-    let needed = crate::reference::prime_count_lower_bound(max_number).div_ceil(stage_size);
-    if needed <= MAX_PIPELINE_STAGES {
+pub fn stages_beyond(max_number: u64, stage_size: u64, most: u64) -> Option<(u64, u64)> {
+    let stages = |primes: u64| primes.div_ceil(stage_size.max(1)).max(1);
+    // The upper bound first: it settles runs far from the limit without sieving.
+    if stages(crate::reference::prime_count_upper_bound(max_number) as u64) <= most {
         return None;
     }
-    let upper = crate::reference::prime_count_upper_bound(max_number) as u64;
-    Some((needed, upper.div_ceil(MAX_PIPELINE_STAGES)))
+    let (fewest_primes, most_primes) = crate::reference::prime_count_range(max_number);
+    let needed = stages(fewest_primes);
+    (needed > most).then(|| (needed, most_primes.div_ceil(most.max(1))))
 }
 
 /// How a pipeline run is set up.

@@ -95,6 +95,29 @@ pub fn isqrt(n: u64) -> u64 {
     n.isqrt()
 }
 
+/// Up to here [`prime_count_range`] counts π(n) itself: a few ms of sieving at most, for a
+/// check before a run of seconds. Beyond, it gives bounds, which are loose for small n (the
+/// lower one says 0 below 17).
+pub const EXACT_UP_TO: u64 = 10_000_000;
+
+/// π(n) from below and from above: π(n) itself for both up to [`EXACT_UP_TO`], its bounds
+/// beyond.
+///
+/// ```
+/// use sieve::reference::prime_count_range;
+/// assert_eq!(prime_count_range(1_000_000), (78_498, 78_498));
+/// let (low, high) = prime_count_range(100_000_000);
+/// assert!(low <= 5_761_455 && 5_761_455 <= high);
+/// ```
+pub fn prime_count_range(n: u64) -> (u64, u64) {
+    if n <= EXACT_UP_TO {
+        let exact = count_primes_up_to(n);
+        (exact, exact)
+    } else {
+        (prime_count_lower_bound(n), prime_count_upper_bound(n) as u64)
+    }
+}
+
 /// An upper bound on π(n), the number of primes up to `n`: 1.25506·n/ln n for n ≥ 17
 /// (Rosser & Schoenfeld 1962), capped at what `usize` can hold.
 ///

@@ -91,28 +91,13 @@ fn ring_len(depth: usize) -> Option<u64> {
     Queue::<u64, Spsc>::segment_len(&crate::pipeline::queue_options(depth)).ok().map(|len| len as u64)
 }
 
-/// π(N) from below and from above: π(N) itself for both up to [`EXACT_UP_TO`], its bounds
-/// beyond.
-fn prime_count_range(n: u64) -> (u64, u64) {
-    if n <= EXACT_UP_TO {
-        let exact = crate::reference::count_primes_up_to(n);
-        (exact, exact)
-    } else {
-        (crate::reference::prime_count_lower_bound(n), crate::reference::prime_count_upper_bound(n) as u64)
-    }
-}
-
 /// The rings a run with `config` makes, and the length of each: counted from π(N) itself up
-/// to [`EXACT_UP_TO`], from a lower bound beyond (so at least that many). `None` for a queue
+/// to [`EXACT_UP_TO`](crate::reference::EXACT_UP_TO), from a lower bound beyond (so at least that many). `None` for a queue
 /// depth no queue can have.
 pub fn queues_needed(config: &PipelineConfig) -> Option<(u64, u64)> {
-    let (fewest_primes, _) = prime_count_range(config.max_number);
+    let (fewest_primes, _) = crate::reference::prime_count_range(config.max_number);
     Some((rings_for(fewest_primes, config.stage_size), ring_len(config.queue_depth)?))
 }
-
-/// Up to here, a run near the limit is judged on π(N) itself (a few ms of sieving at most,
-/// against a run of seconds); the lower bound is loose for small N (it says 0 primes below 17).
-pub const EXACT_UP_TO: u64 = 10_000_000;
 
 /// `Some` when the run's rings cannot fit in what is free now; `None` when they can, when the
 /// queue depth is not one a queue can have, or when neither `/dev/shm`, `/proc/meminfo` nor
@@ -128,7 +113,7 @@ pub fn shortfall(config: &PipelineConfig) -> Option<Shortfall> {
     if fits(crate::reference::prime_count_upper_bound(n) as u64) {
         return None;
     }
-    let (fewest_primes, most_primes) = prime_count_range(n);
+    let (fewest_primes, most_primes) = crate::reference::prime_count_range(n);
     if fits(fewest_primes) {
         return None;
     }

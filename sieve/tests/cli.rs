@@ -248,23 +248,26 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--mode", "pipelin"], "(one of: pipeline, sequential, reference); did you mean pipeline?"),
         (&["--draw", "/nonexistent-dir/x.svg"], "cannot write /nonexistent-dir/x.svg"),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
-        (&["--max-number", "100000000", "--stage-size", "3"], "use --stage-size 104 or more"),
+        (&["--max-number", "100000000", "--stage-size", "3"], "needs at least 1809561 stage processes, "),
+        // π(N) itself, where its lower bound (62,052) would have let the run start.
+        (&["--max-number", "850000", "--stage-size", "1"], "needs at least 67617 stage processes, "),
         (
             &["--max-number", "18446744073709551614", "--stage-size", "4294967295"],
             "no --stage-size fits (the largest is 4294967295): use a smaller --max-number",
         ),
         (&["--json", "--stats"], "cannot be used with '--stats'"),
-        // ~280 TiB of rings: beyond any machine, refused before anything is made (checked
+        // ~28 TiB of rings (~3,600 of 8 GiB): beyond any machine, refused before anything is
+        // made, while its stages fit the processes a machine can start (checked
         // below to be refused, so that this case can never start such a run).
         (
-            &["--max-number", "1000000000000", "--stage-size", "1000000", "--queue-depth", "1073741824"],
+            &["--max-number", "1000000000000", "--stage-size", "10000000", "--queue-depth", "1073741824"],
             "a queue depth of at most",
         ),
         (&["--mode", "sequential", "--draw", "/tmp/x.svg"], "use it with --mode pipeline"),
     ];
     let huge = PipelineConfig {
         max_number: 1_000_000_000_000,
-        stage_size: 1_000_000,
+        stage_size: 10_000_000,
         queue_depth: 1 << 30,
         sqrt_cutoff: false,
     };
@@ -309,6 +312,67 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(!made.exists(), "a picture the failed run created is removed");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A child of this process's pids cgroup limited to `max` tasks (v1, or v2 where the pids
+/// controller is enabled for children); `None` when one cannot be made here.
+fn pids_cgroup(name: &str, max: u32) -> Option<std::path::PathBuf> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let field = |line: &str, at| line.splitn(3, ':').nth(at).map(str::to_owned);
+    let v1 = cgroups.lines().find(|l| field(l, 1).is_some_and(|c| c.split(',').any(|c| c == "pids")));
+    let (mount, path) = match v1 {
+        Some(line) => ("/sys/fs/cgroup/pids", field(line, 2)?),
+        None => ("/sys/fs/cgroup", field(cgroups.lines().find(|l| l.starts_with("0::"))?, 2)?),
+    };
+    let dir = std::path::Path::new(mount).join(path.trim_start_matches('/')).join(name);
+    std::fs::create_dir(&dir).ok()?;
+    if std::fs::write(dir.join("pids.max"), max.to_string()).is_err() {
+        let _ = std::fs::remove_dir(&dir);
+        return None;
+    }
+    Some(dir)
+}
+
+/// A run that needs more processes than its pids cgroup allows (a container's
+/// `--pids-limit`, a unit's `TasksMax`) is refused up front, naming the limit, instead of
+/// failing stages in; a run that fits runs under the same limit. Needs root.
+#[test]
+fn a_run_beyond_the_pids_cgroups_limit_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to make a pids cgroup");
+        return;
+    }
+    let Some(dir) = pids_cgroup(&format!("sieve-pids-limit-{}", std::process::id()), 40) else {
+        eprintln!("skipped: no pids cgroup can be made here");
+        return;
+    };
+    // The shell moves itself into the cgroup, then becomes the sieve.
+    let in_cgroup = |args: &[&str]| {
+        Command::new("sh")
+            .args(["-c", "echo $$ > \"$1/cgroup.procs\" && shift && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_sieve"))
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let refused = in_cgroup(&["--max-number", "100000", "--stage-size", "100", "--quiet"]);
+    let fits = in_cgroup(&["--max-number", "10000", "--stage-size", "100", "--quiet"]);
+    for _ in 0..200 {
+        if std::fs::remove_dir(&dir).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!dir.exists(), "the test's cgroup is removed");
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs at least 96 stage processes, but this machine can start only "), "{err}");
+    assert!(err.contains(&format!("(pids.max of the cgroup {})", dir.display())), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(fits.status.success(), "{}", stderr(&fits));
+    assert!(stdout(&fits).starts_with("count=1229 "), "{}", stdout(&fits));
 }
 
 /// A `/dev/shm` mounted without a size limit reports no blocks at all (`statvfs`): the run is
@@ -410,7 +474,7 @@ fn long_run_with(extra: &[&str], adjust: impl FnOnce(&mut Command)) -> (std::pro
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(env!("CARGO_BIN_EXE_sieve"));
     command
-        .args(["--max-number", "100000000", "--stage-size", "100", "--quiet"])
+        .args(["--max-number", "100000000", "--stage-size", "1000", "--quiet"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
