@@ -324,11 +324,7 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
         Some(out) => Some(PrimePrinter::start(out)?),
         None => None,
     };
-    // The sequential mode hands its primes over only at the end: nothing to show meanwhile.
-    let mut progress = match cli.mode {
-        Mode::Sequential => Progress::off(),
-        Mode::Pipeline | Mode::Reference => Progress::new(cli.max_number, streaming),
-    };
+    let mut progress = Progress::new(cli.max_number, streaming);
     let mut take = |p: u64, outcome: &mut Outcome| -> io::Result<()> {
         progress.tick(p);
         outcome.count += 1;
@@ -350,10 +346,14 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
             outcome = Outcome { stages, ..collected };
         }
         Mode::Sequential => {
-            let result = sieve::sequential::run_sequential(cli.max_number, cli.stage_size as usize, cli.sqrt_cutoff);
-            for &p in &result.primes {
-                take(p, &mut outcome)?;
-            }
+            let mut taken = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
+            let result = sieve::sequential::run_sequential_with(
+                cli.max_number,
+                cli.stage_size as usize,
+                cli.sqrt_cutoff,
+                |p| take(p, &mut taken),
+            )?;
+            outcome = taken;
             outcome.stages = result
                 .stages
                 .iter()

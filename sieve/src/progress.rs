@@ -35,11 +35,6 @@ impl Progress {
         Self::drawing_to(max_number, drawn.then(ProgressDrawTarget::stderr), Instant::now())
     }
 
-    /// A progress bar that is never drawn.
-    pub fn off() -> Self {
-        Self::drawing_to(0, None, Instant::now())
-    }
-
     fn drawing_to(max_number: u64, target: Option<ProgressDrawTarget>, started: Instant) -> Self {
         Self { max_number, started, target, bar: None, calls: 0 }
     }

@@ -12,6 +12,8 @@
 //! whole block, as they do in a pipeline stage, where the walk above streams every stage's
 //! primes for every number. It is the benchmarks' single-process peer for the pipeline.
 
+use std::convert::Infallible;
+
 use crate::prime_scan::with_wide_scan;
 use crate::stage_logic::{StageState, Verdict};
 
@@ -51,12 +53,36 @@ impl SieveResult {
 /// (nothing when `max_number < 3`). With `sqrt_cutoff`, every stage is built with
 /// [`StageState::with_sqrt_cutoff`]: same output and stages, fewer tests.
 pub fn run_sequential(max_number: u64, stage_size: usize, sqrt_cutoff: bool) -> SieveResult {
+    let Ok(result) = run_sequential_with(max_number, stage_size, sqrt_cutoff, |_| Ok::<(), Infallible>(()));
+    result
+}
+
+/// [`run_sequential`], handing each prime to `on_prime` as it reaches the sink (for output
+/// and progress as the run goes, as the pipeline's root has them). The first error ends the
+/// run and is returned.
+///
+/// ```
+/// let mut seen = Vec::new();
+/// let result = sieve::sequential::run_sequential_with(30, 3, false, |p| {
+///     seen.push(p);
+///     if p < 20 { Ok(()) } else { Err(p) }
+/// });
+/// assert_eq!(result, Err(23));
+/// assert_eq!(seen, [2, 3, 5, 7, 11, 13, 17, 19, 23]);
+/// ```
+pub fn run_sequential_with<E>(
+    max_number: u64,
+    stage_size: usize,
+    sqrt_cutoff: bool,
+    mut on_prime: impl FnMut(u64) -> Result<(), E>,
+) -> Result<SieveResult, E> {
     // Not through `with_wide_scan!`: this walk, one number through stage after stage, measured
     // ~20 % slower with the scan inlined into it (N=10^6: 874 → 1,091 ms), where the
     // block-by-block loops below and in the pipeline's stages gain 5-7 %.
     let new_stage = stage_maker(max_number, stage_size, sqrt_cutoff);
     let mut stages = vec![new_stage(2)];
     let mut primes = vec![2];
+    on_prime(2)?;
 
     // `3..=max_number` is empty for max_number < 3, as `range(3, limit + 1)` is in Python.
     for n in 3..=max_number {
@@ -65,6 +91,7 @@ pub fn run_sequential(max_number: u64, stage_size: usize, sqrt_cutoff: bool) -> 
             let Some(stage) = stages.get_mut(i) else {
                 // Past the last stage: the number reached the sink.
                 primes.push(n);
+                on_prime(n)?;
                 break;
             };
             match stage.offer(n) {
@@ -74,13 +101,14 @@ pub fn run_sequential(max_number: u64, stage_size: usize, sqrt_cutoff: bool) -> 
                     // The original puts n on its old output (the sink: a spawning stage is the
                     // last one) before splicing in the new stage, so n skips the new stage.
                     primes.push(n);
+                    on_prime(n)?;
                     stages.push(new_stage(n));
                     break;
                 }
             }
         }
     }
-    finish(primes, &stages)
+    Ok(finish(primes, &stages))
 }
 
 /// Numbers per block in [`run_stage_major`]: 8 KB of them, well inside L1 beside a stage's

@@ -223,6 +223,19 @@ fn a_reader_that_goes_away_ends_the_run_quietly_and_leaves_nothing() {
     assert_eq!(out.status.code(), Some(128 + libc::SIGPIPE), "{}", stderr(&out));
     assert_eq!(stderr(&out), "", "nothing to say about a reader that left");
     assert_nothing_left(root, server.unwrap_or(0), &stages);
+    // The modes without processes, which hand their primes over as they find them too.
+    for mode in ["sequential", "reference"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
+            .args(["--max-number", "1000000", "--stage-size", "100", "--mode", mode])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(128 + libc::SIGPIPE), "{mode}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{mode}");
+    }
 }
 
 #[test]
