@@ -205,6 +205,9 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     if cli.draw.is_some() && !matches!(cli.mode, Mode::Pipeline) {
         return Err(usage("--draw pictures the pipeline's processes and queues: use it with --mode pipeline".into()));
     }
+    if cli.stats && matches!(cli.mode, Mode::Reference) {
+        return Err(usage("--stats tabulates the stages, and the reference sieve has none: use another --mode".into()));
+    }
     if cli.max_number == u64::MAX {
         return Err(usage("--max-number must be below 2^64 - 1".into()));
     }

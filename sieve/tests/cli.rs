@@ -277,6 +277,7 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
             "a queue depth of at most",
         ),
         (&["--mode", "sequential", "--draw", "/tmp/x.svg"], "use it with --mode pipeline"),
+        (&["--mode", "reference", "--stats"], "the reference sieve has none: use another --mode"),
     ];
     let huge = PipelineConfig {
         max_number: 1_000_000_000_000,
