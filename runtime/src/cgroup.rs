@@ -14,9 +14,17 @@ pub enum CgroupVersion {
     V2,
 }
 
-/// A cgroup's place: what the limits of a controller are read from.
+/// This process's cgroup for one controller: where the limits of that controller are read
+/// from, and where a child cgroup is made.
+///
+/// ```
+/// // `None` where no cgroup file system is mounted or `/proc` cannot be read.
+/// if let Some(pids) = runtime::Cgroup::of_this_process("pids") {
+///     assert!(pids.dir().is_absolute());
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CgroupPlace {
+pub struct Cgroup {
     pub(crate) version: CgroupVersion,
     /// Its directory.
     pub(crate) dir: PathBuf,
@@ -24,13 +32,23 @@ pub(crate) struct CgroupPlace {
     pub(crate) mount_point: PathBuf,
 }
 
-impl CgroupPlace {
-    /// This process's cgroup for `controller`; `None` where the files cannot be read or the
-    /// cgroup is not under any mount here.
-    pub(crate) fn of_this_process(controller: &str) -> Option<Self> {
+impl Cgroup {
+    /// This process's cgroup for `controller` (`"memory"`, `"pids"`, …); `None` where the files
+    /// cannot be read or the cgroup is not under any mount here.
+    pub fn of_this_process(controller: &str) -> Option<Self> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
         Self::named_in(&mountinfo, &cgroups, controller)
+    }
+
+    /// The cgroup interface it lives in.
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    /// Its directory: a process joins it by writing its pid to `cgroup.procs` there.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The levels from this cgroup up to its mount's root, nearest first: where a parent's
@@ -118,7 +136,7 @@ mod tests {
     #[test]
     fn finds_a_v1_controller_before_the_unified_hierarchy() {
         let cgroups = "9:name=systemd:/\n8:pids:/jobs/7\n4:memory:/jobs/42\n1:cpu:/\n0::/\n";
-        let found = CgroupPlace::named_in(HYBRID_MOUNTS, cgroups, "memory").unwrap();
+        let found = Cgroup::named_in(HYBRID_MOUNTS, cgroups, "memory").unwrap();
         assert_eq!(found.version, CgroupVersion::V1);
         assert_eq!(found.dir, PathBuf::from("/sys/fs/cgroup/memory/jobs/42"));
         assert_eq!(found.mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
@@ -127,11 +145,11 @@ mod tests {
             levels,
             ["/sys/fs/cgroup/memory/jobs/42", "/sys/fs/cgroup/memory/jobs", "/sys/fs/cgroup/memory"].map(Path::new)
         );
-        let pids = CgroupPlace::named_in(HYBRID_MOUNTS, cgroups, "pids").unwrap();
+        let pids = Cgroup::named_in(HYBRID_MOUNTS, cgroups, "pids").unwrap();
         assert_eq!(pids.dir, PathBuf::from("/sys/fs/cgroup/pids/jobs/7"));
         // Co-mounted controllers (`cpu,memory`) are found by the one wanted.
         let mounts = "35 31 0:32 / /sys/fs/cgroup/cpu,memory rw - cgroup cgroup rw,cpu,memory\n";
-        let found = CgroupPlace::named_in(mounts, "4:cpu,memory:/a\n", "memory").unwrap();
+        let found = Cgroup::named_in(mounts, "4:cpu,memory:/a\n", "memory").unwrap();
         assert_eq!(found.dir, PathBuf::from("/sys/fs/cgroup/cpu,memory/a"));
     }
 
@@ -139,15 +157,15 @@ mod tests {
     fn finds_a_v2_cgroup_below_the_mount_root() {
         // A container whose cgroup namespace was not unshared: the mount shows its subtree.
         let mounts = "29 23 0:26 /kubepods/pod7 /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
-        let found = CgroupPlace::named_in(mounts, "0::/kubepods/pod7/ctr\n", "pids").unwrap();
+        let found = Cgroup::named_in(mounts, "0::/kubepods/pod7/ctr\n", "pids").unwrap();
         assert_eq!((found.version, found.dir), (CgroupVersion::V2, PathBuf::from("/sys/fs/cgroup/ctr")));
         // Escaped spaces in the mount's root and point, as mountinfo writes them.
         let mounts = "29 23 0:26 /my\\040jobs /mnt/cg\\040v2 rw - cgroup2 cgroup2 rw\n";
-        let found = CgroupPlace::named_in(mounts, "0::/my jobs/step 1\n", "memory").unwrap();
+        let found = Cgroup::named_in(mounts, "0::/my jobs/step 1\n", "memory").unwrap();
         assert_eq!(found.dir, PathBuf::from("/mnt/cg v2/step 1"));
         // A cgroup outside this namespace's root, or no cgroup file system: nothing to read.
-        assert_eq!(CgroupPlace::named_in(mounts, "0::/../elsewhere\n", "memory"), None);
-        assert_eq!(CgroupPlace::named_in("", "0::/kubepods/pod7/ctr\n", "memory"), None);
+        assert_eq!(Cgroup::named_in(mounts, "0::/../elsewhere\n", "memory"), None);
+        assert_eq!(Cgroup::named_in("", "0::/kubepods/pod7/ctr\n", "memory"), None);
         assert_eq!(unescape_mount_path("/mnt/with\\040space\\\\x"), "/mnt/with space\\\\x");
     }
 }

@@ -91,7 +91,7 @@ mod server;
 mod signals;
 mod table;
 
-pub use cgroup::CgroupVersion;
+pub use cgroup::{Cgroup, CgroupVersion};
 pub use cleanup::{find_stale, remove_stale, CleanupReport};
 pub use entry::Entry;
 pub use error::{ExitStatus, RuntimeError, StageResult};

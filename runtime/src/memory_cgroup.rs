@@ -32,7 +32,7 @@
 
 use std::path::Path;
 
-use crate::cgroup::{CgroupPlace, CgroupVersion};
+use crate::cgroup::{Cgroup, CgroupVersion};
 
 /// Limits at or above this are "no limit": cgroup v1 writes an unlimited limit as the largest
 /// page-aligned `i64` (9,223,372,036,854,771,712).
@@ -40,24 +40,24 @@ const UNLIMITED: u64 = 1 << 62;
 
 /// Where this process's memory cgroup is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemoryCgroup(CgroupPlace);
+pub struct MemoryCgroup(Cgroup);
 
 impl MemoryCgroup {
     /// This process's memory cgroup, from `/proc/self/cgroup` and `/proc/self/mountinfo`;
     /// `None` where no memory controller is mounted or the files cannot be read.
     pub fn of_this_process() -> Option<Self> {
-        CgroupPlace::of_this_process("memory").map(Self)
+        Cgroup::of_this_process("memory").map(Self)
     }
 
     /// The cgroup interface it lives in.
     pub fn version(&self) -> CgroupVersion {
-        self.0.version
+        self.0.version()
     }
 
     /// Its directory: at v1 its `memory.limit_in_bytes` sets a limit, at v2 `memory.max`; a
     /// process joins it by writing its pid to `cgroup.procs` there.
     pub fn dir(&self) -> &Path {
-        &self.0.dir
+        self.0.dir()
     }
 
     /// Bytes its processes may still charge, swap included (at most `swap_free` of it, the
@@ -122,7 +122,7 @@ fn room_v1(dir: &Path, swap_free: u64) -> Option<u64> {
 
 /// cgroup v2: the least room over this cgroup and its ancestors up to `mount_point` that set
 /// `memory.max` (a level without the memory controller has no such file, and is skipped).
-fn room_v2(place: &CgroupPlace, swap_free: u64) -> Option<u64> {
+fn room_v2(place: &Cgroup, swap_free: u64) -> Option<u64> {
     place
         .levels()
         .filter_map(|level| {
@@ -148,8 +148,8 @@ mod tests {
     use super::*;
 
     /// A v2 cgroup at `dir`, in a hierarchy mounted at `mount_point`.
-    fn v2(dir: &Path, mount_point: &Path) -> CgroupPlace {
-        CgroupPlace { version: CgroupVersion::V2, dir: dir.to_owned(), mount_point: mount_point.to_owned() }
+    fn v2(dir: &Path, mount_point: &Path) -> Cgroup {
+        Cgroup { version: CgroupVersion::V2, dir: dir.to_owned(), mount_point: mount_point.to_owned() }
     }
 
     /// A fresh directory under the system's temporary directory.

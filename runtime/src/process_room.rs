@@ -3,15 +3,20 @@
 //! free pid from the rest of the machine. This reads the limits a `fork` meets, to refuse such
 //! a run before it starts:
 //!
-//! - `kernel.pid_max` and `kernel.threads-max`, against the tasks (processes and threads) that
-//!   exist: every task has a pid, in every PID namespace up to the host's;
+//! - `kernel.threads-max` against the tasks (processes and threads) that exist, and
+//!   `kernel.pid_max` against the same: every task has a pid, in every PID namespace up to the
+//!   host's. From Linux 6.14 a PID namespace can have a `pid_max` of its own, which the tasks of
+//!   the whole machine say nothing about; so outside the host's namespace `pid_max` is read only
+//!   from older kernels;
 //! - the pids cgroup's `pids.max` against its `pids.current`, at every level up to the mount
 //!   (a container's `--pids-limit`, a systemd unit's `TasksMax`, a batch job's), v1 or v2;
-//! - `RLIMIT_NPROC` against the tasks of this real user, except for root, whom the kernel
-//!   exempts.
+//! - `RLIMIT_NPROC` against the tasks of this real user, except where the kernel does not hold
+//!   a process to it (root, or `CAP_SYS_ADMIN` or `CAP_SYS_RESOURCE`). The user's tasks are
+//!   counted (a walk over `/proc`) only when the limit could bind.
 //!
 //! Each is read as an upper bound on the room (pids below 300 are not reused, tasks come and go),
-//! so a run refused on it certainly could not have started.
+//! so a run refused on it certainly could not have started; a moment when many threads exist
+//! elsewhere can refuse a run that would have fitted a second later.
 //!
 //! ```
 //! // Some room, or no limit that can be read.
@@ -24,7 +29,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::cgroup::CgroupPlace;
+use crate::cgroup::Cgroup;
 
 /// The room [`process_room`] found, and the limit that sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,15 +72,40 @@ pub fn process_room() -> Option<ProcessRoom> {
         let max: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
         Some(ProcessRoom { processes: max.saturating_sub(tasks?), limit })
     };
-    [
-        system("/proc/sys/kernel/pid_max", ProcessLimit::PidMax),
+    let pid_max_is_global = shm_queue::PidNamespace::sees_every_namespace() || kernel_before(6, 14);
+    let others = [
+        pid_max_is_global.then(|| system("/proc/sys/kernel/pid_max", ProcessLimit::PidMax)).flatten(),
         system("/proc/sys/kernel/threads-max", ProcessLimit::ThreadsMax),
-        CgroupPlace::of_this_process("pids").and_then(|place| cgroup_room(&place)),
-        user_room(),
+        Cgroup::of_this_process("pids").and_then(|place| cgroup_room(&place)),
     ]
     .into_iter()
     .flatten()
-    .min_by_key(|room| room.processes)
+    .min_by_key(|room| room.processes);
+    let least_so_far = others.as_ref().map_or(u64::MAX, |room| room.processes);
+    match user_room(tasks, least_so_far) {
+        Some(user) if user.processes < least_so_far => Some(user),
+        _ => others,
+    }
+}
+
+/// Whether the running kernel is older than `major.minor` (`false` if `uname` says otherwise
+/// or cannot be read).
+fn kernel_before(major: u32, minor: u32) -> bool {
+    // SAFETY: an all-zero utsname is a valid out-parameter.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is a valid out-pointer.
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return false;
+    }
+    // SAFETY: uname NUL-terminates `release`.
+    let release = unsafe { std::ffi::CStr::from_ptr(name.release.as_ptr()) };
+    release.to_str().ok().and_then(version_of).is_some_and(|version| version < (major, minor))
+}
+
+/// `(major, minor)` of a kernel release such as `6.1.0-18-amd64`.
+fn version_of(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// The tasks that exist, from `/proc/loadavg` (`0.20 0.18 0.12 1/80 11206`: running/existing).
@@ -84,7 +114,7 @@ fn tasks_in_loadavg(text: &str) -> Option<u64> {
 }
 
 /// The least `pids.max - pids.current` over the cgroup's levels that set a limit.
-fn cgroup_room(place: &CgroupPlace) -> Option<ProcessRoom> {
+fn cgroup_room(place: &Cgroup) -> Option<ProcessRoom> {
     place
         .levels()
         .filter_map(|level| {
@@ -97,12 +127,14 @@ fn cgroup_room(place: &CgroupPlace) -> Option<ProcessRoom> {
         .min_by_key(|room| room.processes)
 }
 
-/// `RLIMIT_NPROC` less the tasks of this real user; `None` for root or without a limit.
-fn user_room() -> Option<ProcessRoom> {
+/// `RLIMIT_NPROC` less the tasks of this real user; `None` where the kernel does not hold this
+/// process to it, without a limit, or when it leaves at least `least_so_far` whatever the user
+/// runs (`tasks`, those of every user, bound the user's): then `/proc` is not walked.
+fn user_room(tasks: Option<u64>, least_so_far: u64) -> Option<ProcessRoom> {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
-    // The kernel does not hold root to the limit.
-    if uid == 0 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if uid == 0 || exempt_from_nproc(&status) {
         return None;
     }
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -110,7 +142,21 @@ fn user_room() -> Option<ProcessRoom> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
         return None;
     }
+    if tasks.is_some_and(|tasks| limit.rlim_cur.saturating_sub(tasks) >= least_so_far) {
+        return None;
+    }
     Some(ProcessRoom { processes: limit.rlim_cur.saturating_sub(tasks_of_user(uid)), limit: ProcessLimit::UserLimit })
+}
+
+/// Whether a `/proc/PID/status` shows `CAP_SYS_ADMIN` or `CAP_SYS_RESOURCE` in effect, with
+/// which the kernel lets a process fork past `RLIMIT_NPROC`.
+fn exempt_from_nproc(status: &str) -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let effective = status.lines().find_map(|line| line.strip_prefix("CapEff:")).map(str::trim);
+    effective
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_RESOURCE) != 0)
 }
 
 /// The tasks (threads included) of processes whose real user is `uid`, as far as `/proc`
@@ -145,6 +191,19 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_kernel_version_and_the_capabilities_that_exempt() {
+        assert_eq!(version_of("6.1.0-18-amd64"), Some((6, 1)));
+        assert_eq!(version_of("6.14.2"), Some((6, 14)));
+        assert_eq!(version_of("5.15.0-1057-azure"), Some((5, 15)));
+        assert_eq!(version_of("weird"), None);
+        assert!(exempt_from_nproc("CapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n"));
+        assert!(exempt_from_nproc("CapEff:\t0000000001000000\n"), "CAP_SYS_RESOURCE");
+        assert!(exempt_from_nproc("CapEff:\t0000000000200000\n"), "CAP_SYS_ADMIN");
+        assert!(!exempt_from_nproc("CapEff:\t0000000000000400\n"), "CAP_NET_BIND_SERVICE");
+        assert!(!exempt_from_nproc("Name:\tx\n"));
+    }
+
+    #[test]
     fn counts_the_threads_of_one_real_user() {
         let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nThreads:\t7\n";
         assert_eq!(threads_of(status, 1000), Some(7));
@@ -163,7 +222,7 @@ mod tests {
         };
         write(&job, "100\n", "90\n");
         write(&step, "1000\n", "5\n");
-        let place = CgroupPlace { version: CgroupVersion::V2, dir: step.clone(), mount_point: mount.clone() };
+        let place = Cgroup { version: CgroupVersion::V2, dir: step.clone(), mount_point: mount.clone() };
         assert_eq!(cgroup_room(&place), Some(ProcessRoom { processes: 10, limit: ProcessLimit::Cgroup(job.clone()) }));
         // No limit ("max") at a level, or none anywhere.
         write(&job, "max\n", "90\n");
