@@ -16,6 +16,7 @@
 //! - [`summary`]: JSON and one-line run summaries;
 //! - [`draw`]: an SVG picture of the grown pipeline;
 //! - [`pipeline`]: the real thing, every stage its own process on the shmpipe runtime;
+//! - [`stage_room`]: whether a run's stage processes can all start;
 //! - [`shared_memory`]: whether a run's queues fit in the machine's shared memory;
 //! - [`progress`]: a progress bar on a terminal's stderr for long runs.
 
@@ -31,4 +32,5 @@ pub mod reference;
 pub mod sequential;
 pub mod shared_memory;
 pub mod stage_logic;
+pub mod stage_room;
 pub mod summary;

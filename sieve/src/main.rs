@@ -12,7 +12,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use sieve::draw::{draw_svg, StageDrawing};
 use sieve::output::{write_stage_lines, PrimePrinter};
-use sieve::pipeline::{run_pipeline, stages_beyond, PipelineConfig, PipelineError, StageReport, MAX_PIPELINE_STAGES};
+use sieve::pipeline::{run_pipeline, PipelineConfig, PipelineError, StageReport};
 use sieve::progress::Progress;
 use sieve::summary::{first_difference, QueueStats, StageStats, Summary};
 
@@ -79,6 +79,7 @@ impl Mode {
 }
 
 /// What a run produced.
+#[derive(Default)]
 struct Outcome {
     primes: Vec<u64>,
     count: usize,
@@ -212,26 +213,13 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         return Err(usage("--max-number must be below 2^64 - 1".into()));
     }
     if matches!(cli.mode, Mode::Pipeline) {
-        // Every stage lives until the run ends: besides the runtime's table, the processes the
-        // machine can still start bound them (less the source and the fork server).
-        let (most, beyond) = match runtime::process_room() {
-            Some(room) if room.processes.saturating_sub(2) < MAX_PIPELINE_STAGES => {
-                let most = room.processes.saturating_sub(2);
-                (most, format!("but this machine can start only {most} more now ({})", room.limit))
-            }
-            _ => (MAX_PIPELINE_STAGES, format!("more than the {MAX_PIPELINE_STAGES} one run can start")),
-        };
-        if let Some((needed, size)) = stages_beyond(cli.max_number, cli.stage_size.into(), most) {
-            let advice = match u32::try_from(size) {
-                Ok(size) => format!("use --stage-size {size} or more"),
-                Err(_) => format!("no --stage-size fits (the largest is {}): use a smaller --max-number", u32::MAX),
-            };
+        let config = pipeline_config(cli);
+        if let Some(shortfall) = sieve::stage_room::shortfall(&config) {
             return Err(usage(format!(
-                "--max-number {} with --stage-size {} needs at least {needed} stage processes, {beyond}: {advice}",
-                cli.max_number, cli.stage_size,
+                "--max-number {} with --stage-size {}: {shortfall}",
+                cli.max_number, cli.stage_size
             )));
         }
-        let config = pipeline_config(cli);
         if let Some(shortfall) = sieve::shared_memory::shortfall(&config) {
             return Err(usage(format!("--queue-depth {}: {shortfall}", cli.queue_depth)));
         }
@@ -321,7 +309,7 @@ fn show(v: Option<u64>) -> String {
 /// Runs the chosen mode; prints primes to `out` as they come if given.
 fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result<Outcome, Failure> {
     let keep_all = cli.verify;
-    let mut outcome = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
+    let mut outcome = Outcome::default();
     let streaming = out.is_some();
     let mut printer = match out {
         Some(out) => Some(PrimePrinter::start(out)?),
@@ -344,12 +332,12 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
     match cli.mode {
         Mode::Pipeline => {
             let config = pipeline_config(cli);
-            let mut collected = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
+            let mut collected = Outcome::default();
             let stages = run_pipeline(&config, |p| take(p, &mut collected)).map_err(pipeline_failure)?;
             outcome = Outcome { stages, ..collected };
         }
         Mode::Sequential => {
-            let mut taken = Outcome { primes: Vec::new(), count: 0, sum: 0, largest: None, stages: Vec::new() };
+            let mut taken = Outcome::default();
             let result = sieve::sequential::run_sequential_with(
                 cli.max_number,
                 cli.stage_size as usize,
@@ -370,17 +358,7 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
                 })
                 .collect();
         }
-        Mode::Reference => {
-            let mut error = None;
-            sieve::reference::for_each_prime_up_to(cli.max_number, |p| {
-                if error.is_none() {
-                    error = take(p, &mut outcome).err();
-                }
-            });
-            if let Some(e) = error {
-                return Err(e.into());
-            }
-        }
+        Mode::Reference => sieve::reference::try_for_each_prime_up_to(cli.max_number, |p| take(p, &mut outcome))?,
     }
     if let Some(printer) = printer {
         printer.finish()?;

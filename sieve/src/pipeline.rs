@@ -28,36 +28,6 @@ const REPORT_HEADER: usize = 9;
 /// Items moved per chunk (at most the queue depth).
 const BATCH: usize = 4096;
 
-/// The most stages one pipeline run can have: the runtime's table holds `MAX_STAGES - 1`
-/// processes over a run's life, and the source is one of them.
-pub const MAX_PIPELINE_STAGES: u64 = runtime::MAX_STAGES as u64 - 2;
-
-/// When `max_number` and `stage_size` certainly need more than `most` stages (at most
-/// [`MAX_PIPELINE_STAGES`], or fewer where the machine cannot start that many processes):
-/// `Some((at least this many stages, the smallest stage size that surely fits))`. A run needs
-/// ⌈π(N)/S⌉ stages, counted from π(N) itself up to
-/// [`EXACT_UP_TO`](crate::reference::EXACT_UP_TO) and bounded beyond, so that an impossible run
-/// is refused before it starts instead of failing tens of thousands of processes later.
-///
-/// ```
-/// use sieve::pipeline::{stages_beyond, MAX_PIPELINE_STAGES};
-/// assert_eq!(stages_beyond(2_000_000, 15, MAX_PIPELINE_STAGES), None); // 9,929 stages
-/// let (needed, size) = stages_beyond(100_000_000, 3, MAX_PIPELINE_STAGES).unwrap();
-/// assert!(needed > 1_000_000 && size >= 88);
-/// // π(850,000) = 67,617 itself, where its lower bound (62,052) would have let the run start.
-/// assert_eq!(stages_beyond(850_000, 1, MAX_PIPELINE_STAGES), Some((67_617, 2)));
-/// ```
-pub fn stages_beyond(max_number: u64, stage_size: u64, most: u64) -> Option<(u64, u64)> {
-    let stages = |primes: u64| primes.div_ceil(stage_size.max(1)).max(1);
-    // The upper bound first: it settles runs far from the limit without sieving.
-    if stages(crate::reference::prime_count_upper_bound(max_number) as u64) <= most {
-        return None;
-    }
-    let (fewest_primes, most_primes) = crate::reference::prime_count_range(max_number);
-    let needed = stages(fewest_primes);
-    (needed > most).then(|| (needed, most_primes.div_ceil(most.max(1))))
-}
-
 /// How a pipeline run is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineConfig {
@@ -112,6 +82,9 @@ pub enum PipelineError {
     /// The configuration cannot be run (a stage size or queue depth beyond 32 bits).
     #[error("invalid pipeline configuration: {0}")]
     Config(&'static str),
+    /// The run's stages could not all start (see [`stage_room`](crate::stage_room)).
+    #[error("{0}")]
+    Stages(crate::stage_room::StageShortfall),
     /// The run's queues would not fit in the machine's shared memory (see
     /// [`shared_memory`](crate::shared_memory)).
     #[error("{0}")]
@@ -199,6 +172,9 @@ pub fn run_pipeline(
 ) -> Result<Vec<StageReport>, PipelineError> {
     if u32::try_from(config.stage_size).is_err() || u32::try_from(config.queue_depth).is_err() {
         return Err(PipelineError::Config("a stage size or queue depth beyond 2^32 - 1"));
+    }
+    if let Some(shortfall) = crate::stage_room::shortfall(config) {
+        return Err(PipelineError::Stages(shortfall));
     }
     if let Some(shortfall) = crate::shared_memory::shortfall(config) {
         return Err(PipelineError::SharedMemory(shortfall));

@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Draws `[#####     ]  45%  4500000/10000000` on stderr once a run has lasted a second.
 ///
-/// The bar is made at its first draw, never before the run has started: the processes the
-/// runtime forks then carry no copy of it.
+/// The bar itself is made at its first draw, once the run has started, and never runs in the
+/// processes the runtime forks (they carry only a copy of where it would draw).
 #[derive(Debug)]
 pub struct Progress {
     max_number: u64,
@@ -143,10 +143,21 @@ mod tests {
         }
     }
 
-    fn on_screen(max_number: u64, running_for: Duration) -> (Progress, Screen) {
+    fn on_screen(max_number: u64, started: Instant) -> (Progress, Screen) {
         let screen = Screen::default();
         let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
-        (Progress::drawing_to(max_number, Some(target), Instant::now() - running_for), screen)
+        (Progress::drawing_to(max_number, Some(target), started), screen)
+    }
+
+    /// A run that has lasted more than the quiet second.
+    fn long_ago() -> Instant {
+        Instant::now() - Duration::from_secs(2)
+    }
+
+    /// A run that has not lasted a second however slowly the test goes: the time since an
+    /// instant yet to come reads as zero.
+    fn just_now() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
     }
 
     fn tick_a_batch(p: &mut Progress, value: u64) {
@@ -157,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_bar_shows_the_fraction_done_and_is_erased_at_the_end() {
-        let (mut p, screen) = on_screen(1000, Duration::from_secs(2));
+        let (mut p, screen) = on_screen(1000, long_ago());
         tick_a_batch(&mut p, 450);
         let bar = format!("[{}{}]  45%  450/1000", "#".repeat(13), " ".repeat(17));
         assert!(screen.text().contains(&bar), "{:?}", screen.text());
@@ -167,14 +178,14 @@ mod tests {
 
     #[test]
     fn never_past_the_end() {
-        let (mut p, screen) = on_screen(1000, Duration::from_secs(2));
+        let (mut p, screen) = on_screen(1000, long_ago());
         tick_a_batch(&mut p, 2000);
         assert!(screen.text().contains("100%  1000/1000"), "{:?}", screen.text());
     }
 
     #[test]
     fn a_run_that_ends_within_a_second_draws_nothing() {
-        let (mut p, screen) = on_screen(1000, Duration::ZERO);
+        let (mut p, screen) = on_screen(1000, just_now());
         tick_a_batch(&mut p, 450);
         drop(p);
         assert_eq!(screen.text(), "");
@@ -182,7 +193,7 @@ mod tests {
 
     #[test]
     fn dropping_a_drawn_bar_erases_it() {
-        let (mut p, screen) = on_screen(1000, Duration::from_secs(2));
+        let (mut p, screen) = on_screen(1000, long_ago());
         tick_a_batch(&mut p, 450);
         drop(p);
         assert!(screen.text().ends_with('|'), "{:?}", screen.text());
@@ -198,7 +209,7 @@ mod tests {
 
     #[test]
     fn nothing_is_drawn_without_a_terminal() {
-        let mut p = Progress::drawing_to(10, None, Instant::now() - Duration::from_secs(2));
+        let mut p = Progress::drawing_to(10, None, long_ago());
         for v in 0..10_000 {
             p.tick(v);
         }

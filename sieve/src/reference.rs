@@ -6,6 +6,8 @@
 //! KiB besides the 50.8 million primes themselves; use [`for_each_prime_up_to`] or
 //! [`count_primes_up_to`] to avoid storing them.
 
+use std::convert::Infallible;
+
 /// Odd numbers per segment: one byte each, 32 KiB.
 const SEGMENT: u64 = 32 * 1024;
 
@@ -28,12 +30,30 @@ pub fn count_primes_up_to(n: u64) -> u64 {
 
 /// Calls `f` with every prime `≤ n`, in increasing order.
 pub fn for_each_prime_up_to(n: u64, mut f: impl FnMut(u64)) {
+    let Ok(()) = try_for_each_prime_up_to(n, |p| {
+        f(p);
+        Ok::<(), Infallible>(())
+    });
+}
+
+/// Calls `f` with every prime `≤ n`, in increasing order, until it returns an error, which
+/// ends the sieving and is returned.
+///
+/// ```
+/// let mut seen = Vec::new();
+/// let stopped = sieve::reference::try_for_each_prime_up_to(1_000_000_000_000, |p| {
+///     seen.push(p);
+///     if p < 10 { Ok(()) } else { Err(p) }
+/// });
+/// assert_eq!((stopped, seen), (Err(11), vec![2, 3, 5, 7, 11]));
+/// ```
+pub fn try_for_each_prime_up_to<E>(n: u64, mut f: impl FnMut(u64) -> Result<(), E>) -> Result<(), E> {
     if n < 2 {
-        return;
+        return Ok(());
     }
-    f(2);
+    f(2)?;
     let base = odd_primes_up_to(isqrt(n));
-    sieve_odd(n, &base, &mut f);
+    sieve_odd(n, &base, &mut f)
 }
 
 /// The odd primes `≤ m`, collected (used for base primes, which are few).
@@ -44,7 +64,10 @@ fn odd_primes_up_to(m: u64) -> Vec<u64> {
     }
     let base = odd_primes_up_to(isqrt(m));
     let mut out = Vec::new();
-    sieve_odd(m, &base, &mut |p| out.push(p));
+    let Ok(()) = sieve_odd(m, &base, &mut |p| {
+        out.push(p);
+        Ok::<(), Infallible>(())
+    });
     out
 }
 
@@ -52,9 +75,9 @@ fn odd_primes_up_to(m: u64) -> Vec<u64> {
 ///
 /// Works on odd indices `k` standing for the number `2k + 1`; consecutive odd multiples of `p`
 /// are `p` indices apart.
-fn sieve_odd(n: u64, base: &[u64], f: &mut impl FnMut(u64)) {
+fn sieve_odd<E>(n: u64, base: &[u64], f: &mut impl FnMut(u64) -> Result<(), E>) -> Result<(), E> {
     if n < 3 {
-        return;
+        return Ok(());
     }
     let last_k = (n - 1) / 2;
     // Next index to strike for each base prime, starting at p² (smaller multiples have a
@@ -78,11 +101,12 @@ fn sieve_odd(n: u64, base: &[u64], f: &mut impl FnMut(u64)) {
         }
         for (i, &is_composite) in window.iter().enumerate() {
             if !is_composite {
-                f(2 * (lo_k + i as u64) + 1);
+                f(2 * (lo_k + i as u64) + 1)?;
             }
         }
         lo_k = hi_k + 1;
     }
+    Ok(())
 }
 
 /// ⌊√n⌋, exactly.

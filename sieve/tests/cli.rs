@@ -266,14 +266,18 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         (&["--max-number", "850000", "--stage-size", "1"], "needs at least 67617 stage processes, "),
         (
             &["--max-number", "18446744073709551614", "--stage-size", "4294967295"],
-            "no --stage-size fits (the largest is 4294967295): use a smaller --max-number",
+            "needs at least 96817626 stage processes, ",
+        ),
+        (
+            &["--max-number", "18446744073709551614", "--stage-size", "4294967295", "--quiet"],
+            ": no stage size fits; a smaller N would",
         ),
         (&["--json", "--stats"], "cannot be used with '--stats'"),
-        // ~28 TiB of rings (~3,600 of 8 GiB): beyond any machine, refused before anything is
-        // made, while its stages fit the processes a machine can start (checked
+        // ~3 TiB of rings (~400 of 8 GiB): beyond any machine, refused before anything is made,
+        // while its stages fit the processes any machine can start (checked
         // below to be refused, so that this case can never start such a run).
         (
-            &["--max-number", "1000000000000", "--stage-size", "10000000", "--queue-depth", "1073741824"],
+            &["--max-number", "1000000000000", "--stage-size", "100000000", "--queue-depth", "1073741824"],
             "a queue depth of at most",
         ),
         (&["--mode", "sequential", "--draw", "/tmp/x.svg"], "use it with --mode pipeline"),
@@ -281,7 +285,7 @@ fn bad_arguments_get_one_line_and_a_nonzero_exit() {
     ];
     let huge = PipelineConfig {
         max_number: 1_000_000_000_000,
-        stage_size: 10_000_000,
+        stage_size: 100_000_000,
         queue_depth: 1 << 30,
         sqrt_cutoff: false,
     };
@@ -328,25 +332,6 @@ fn a_stage_that_fails_ends_the_run_with_one_line_saying_why() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A child of this process's pids cgroup limited to `max` tasks (v1, or v2 where the pids
-/// controller is enabled for children); `None` when one cannot be made here.
-fn pids_cgroup(name: &str, max: u32) -> Option<std::path::PathBuf> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let field = |line: &str, at| line.splitn(3, ':').nth(at).map(str::to_owned);
-    let v1 = cgroups.lines().find(|l| field(l, 1).is_some_and(|c| c.split(',').any(|c| c == "pids")));
-    let (mount, path) = match v1 {
-        Some(line) => ("/sys/fs/cgroup/pids", field(line, 2)?),
-        None => ("/sys/fs/cgroup", field(cgroups.lines().find(|l| l.starts_with("0::"))?, 2)?),
-    };
-    let dir = std::path::Path::new(mount).join(path.trim_start_matches('/')).join(name);
-    std::fs::create_dir(&dir).ok()?;
-    if std::fs::write(dir.join("pids.max"), max.to_string()).is_err() {
-        let _ = std::fs::remove_dir(&dir);
-        return None;
-    }
-    Some(dir)
-}
-
 /// A run that needs more processes than its pids cgroup allows (a container's
 /// `--pids-limit`, a unit's `TasksMax`) is refused up front, naming the limit, instead of
 /// failing stages in; a run that fits runs under the same limit. Needs root.
@@ -357,10 +342,14 @@ fn a_run_beyond_the_pids_cgroups_limit_is_refused() {
         eprintln!("skipped: needs root to make a pids cgroup");
         return;
     }
-    let Some(dir) = pids_cgroup(&format!("sieve-pids-limit-{}", std::process::id()), 40) else {
-        eprintln!("skipped: no pids cgroup can be made here");
-        return;
+    let cgroup = match LimitedCgroup::pids(&format!("sieve-pids-limit-{}", std::process::id()), 40) {
+        Ok(cgroup) => cgroup,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
     };
+    let dir = cgroup.dir().to_owned();
     // The shell moves itself into the cgroup, then becomes the sieve.
     let in_cgroup = |args: &[&str]| {
         Command::new("sh")
@@ -373,16 +362,11 @@ fn a_run_beyond_the_pids_cgroups_limit_is_refused() {
     };
     let refused = in_cgroup(&["--max-number", "100000", "--stage-size", "100", "--quiet"]);
     let fits = in_cgroup(&["--max-number", "10000", "--stage-size", "100", "--quiet"]);
-    for _ in 0..200 {
-        if std::fs::remove_dir(&dir).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    drop(cgroup);
     assert!(!dir.exists(), "the test's cgroup is removed");
     let err = stderr(&refused);
     assert_eq!(refused.status.code(), Some(2), "{err}");
-    assert!(err.contains("needs at least 96 stage processes, but this machine can start only "), "{err}");
+    assert!(err.contains("the run needs at least 96 stage processes, but this machine can start only "), "{err}");
     assert!(err.contains(&format!("(pids.max of the cgroup {})", dir.display())), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(fits.status.success(), "{}", stderr(&fits));

@@ -1,7 +1,7 @@
-//! A child of this process's memory cgroup with a memory limit and no swap, for tests of what
-//! happens when memory runs out. Needs root and a writable cgroup file system (cgroup v1, or
-//! v2 where the memory controller is enabled for children). Included by path from the tests
-//! that use it.
+//! A child of this process's memory cgroup with a memory limit and no swap, or of its pids
+//! cgroup with a limit on tasks, for tests of what happens when memory or processes run out.
+//! Needs root and a writable cgroup file system (cgroup v1, or v2 where the controller is
+//! enabled for children). Included by path from the tests that use it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,10 +19,7 @@ impl LimitedCgroup {
     /// Makes `name` under this process's memory cgroup, limited to `limit` bytes of memory and
     /// none of swap. `Err` says why it cannot (for the test to say it skipped).
     pub fn new(name: &str, limit: u64) -> Result<Self, String> {
-        let parent = runtime::MemoryCgroup::of_this_process().ok_or("no memory cgroup to read")?.dir().to_owned();
-        let dir = parent.join(name);
-        std::fs::create_dir(&dir).map_err(|e| format!("cannot make a cgroup under {}: {e}", parent.display()))?;
-        let cgroup = Self { dir, parent, entered: false };
+        let cgroup = Self::make("memory", name)?;
         let limit = limit.to_string();
         let write = |file: &str, value: &str| std::fs::write(cgroup.dir.join(file), value).is_ok();
         if !(write("memory.limit_in_bytes", &limit) || write("memory.max", &limit)) {
@@ -37,6 +34,25 @@ impl LimitedCgroup {
             return Err("swap is on and a cgroup's use of it cannot be limited".into());
         }
         Ok(cgroup)
+    }
+
+    /// Makes `name` under this process's pids cgroup, limited to `max` tasks.
+    #[allow(dead_code)] // not every test that includes this file limits tasks
+    pub fn pids(name: &str, max: u32) -> Result<Self, String> {
+        let cgroup = Self::make("pids", name)?;
+        std::fs::write(cgroup.dir.join("pids.max"), max.to_string())
+            .map_err(|e| format!("cannot limit a cgroup's tasks under {}: {e}", cgroup.parent.display()))?;
+        Ok(cgroup)
+    }
+
+    fn make(controller: &str, name: &str) -> Result<Self, String> {
+        let parent = runtime::Cgroup::of_this_process(controller)
+            .ok_or_else(|| format!("no {controller} cgroup to read"))?
+            .dir()
+            .to_owned();
+        let dir = parent.join(name);
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot make a cgroup under {}: {e}", parent.display()))?;
+        Ok(Self { dir, parent, entered: false })
     }
 
     /// Its directory: a process joins it by writing its pid to `cgroup.procs` there.
