@@ -133,8 +133,7 @@ fn cgroup_room(place: &Cgroup) -> Option<ProcessRoom> {
 fn user_room(tasks: Option<u64>, least_so_far: u64) -> Option<ProcessRoom> {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if uid == 0 || exempt_from_nproc(&status) {
+    if uid == 0 || exempt_from_nproc(&std::fs::read_to_string("/proc/self/status").unwrap_or_default()) {
         return None;
     }
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
