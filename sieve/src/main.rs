@@ -332,19 +332,15 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
     match cli.mode {
         Mode::Pipeline => {
             let config = pipeline_config(cli);
-            let mut collected = Outcome::default();
-            let stages = run_pipeline(&config, |p| take(p, &mut collected)).map_err(pipeline_failure)?;
-            outcome = Outcome { stages, ..collected };
+            outcome.stages = run_pipeline(&config, |p| take(p, &mut outcome)).map_err(pipeline_failure)?;
         }
         Mode::Sequential => {
-            let mut taken = Outcome::default();
             let result = sieve::sequential::run_sequential_with(
                 cli.max_number,
                 cli.stage_size as usize,
                 cli.sqrt_cutoff,
-                |p| take(p, &mut taken),
+                |p| take(p, &mut outcome),
             )?;
-            outcome = taken;
             outcome.stages = result
                 .stages
                 .iter()
