@@ -9,6 +9,8 @@
 
 use std::fmt::Write as _;
 
+use crate::summary::RunEnds;
+
 /// What the picture needs to know about one stage.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StageDrawing {
@@ -100,8 +102,9 @@ impl Layout {
     }
 }
 
-/// Draws the pipeline: `stages` stage 0 first, `sink_items` the numbers main received.
-pub fn draw_svg(stages: &[StageDrawing], sink_items: u64) -> String {
+/// Draws the pipeline: `stages` stage 0 first, and the run's `ends` (the source and main).
+pub fn draw_svg(stages: &[StageDrawing], ends: &RunEnds) -> String {
+    let sink_items = ends.main.items;
     let mut nodes = vec![Node::Source];
     if stages.len() > ELIDE_ABOVE {
         let tail_start = stages.len() - KEEP_TAIL;
@@ -115,8 +118,7 @@ pub fn draw_svg(stages: &[StageDrawing], sink_items: u64) -> String {
     }
     nodes.push(Node::Sink);
 
-    let source_items = stages.first().map_or(0, |s| s.items_in);
-    let contents: Vec<Content> = nodes.iter().map(|node| content(node, sink_items, source_items)).collect();
+    let contents: Vec<Content> = nodes.iter().map(|node| content(node, ends)).collect();
     // The arrow into each box after the source: items passed, and blocked time for stages.
     let arrows: Vec<(u64, Option<u64>)> = nodes
         .iter()
@@ -174,7 +176,8 @@ pub fn draw_svg(stages: &[StageDrawing], sink_items: u64) -> String {
     let _ = writeln!(
         svg,
         "<text x=\"{MARGIN}\" y=\"{legend_y}\" font-size=\"11\" fill=\"#555\">Arrows: numbers passed (above), \
-         time the receiving stage spent blocked (below).</text>\n<text x=\"{MARGIN}\" y=\"{}\" font-size=\"11\" \
+         time the receiving stage spent blocked (below); the source's time blocked on a full queue, and main's on \
+         an empty sink, in their boxes.</text>\n<text x=\"{MARGIN}\" y=\"{}\" font-size=\"11\" \
          fill=\"#555\">A stage sends straight to main until it spawns its child; \u{201c}out\u{201d} counts both.</text>",
         legend_y + 15
     );
@@ -183,10 +186,17 @@ pub fn draw_svg(stages: &[StageDrawing], sink_items: u64) -> String {
 }
 
 /// What `node`'s box shows: its heading, its content lines and a hover tooltip.
-fn content(node: &Node<'_>, sink_items: u64, source_items: u64) -> Content {
+fn content(node: &Node<'_>, ends: &RunEnds) -> Content {
+    let (source, main) = (ends.source, ends.main);
     let (heading, lines, tooltip, fill) = match node {
-        Node::Source => ("source".to_owned(), vec![format!("{source_items} numbers")], String::new(), "#e8f0fe"),
-        Node::Sink => ("main (sink)".to_owned(), vec![format!("{sink_items} primes")], String::new(), "#e6f4ea"),
+        Node::Source => {
+            let lines = vec![format!("{} numbers", source.items), format!("full {}", format_ns(source.blocked_ns))];
+            ("source".to_owned(), lines, String::new(), "#e8f0fe")
+        }
+        Node::Sink => {
+            let lines = vec![format!("{} primes", main.items), format!("empty {}", format_ns(main.blocked_ns))];
+            ("main (sink)".to_owned(), lines, String::new(), "#e6f4ea")
+        }
         Node::Stage { index, stage } => {
             let mut lines = prime_lines(&stage.primes);
             lines.push(format!("in {} out {}", stage.items_in, stage.items_out));
@@ -376,6 +386,15 @@ mod tests {
     use super::*;
     use crate::sequential::run_sequential;
 
+    /// Ends of a run in which main received `primes`, the source blocked 2.5 ms and main 40 µs.
+    fn received(primes: u64) -> RunEnds {
+        use crate::summary::EndStats;
+        RunEnds {
+            source: EndStats { items: 99_998, blocked_ns: 2_500_000, futex_waits: 3 },
+            main: EndStats { items: primes, blocked_ns: 40_000, futex_waits: 2 },
+        }
+    }
+
     fn drawings(stages: &[Vec<u64>]) -> Vec<StageDrawing> {
         stages
             .iter()
@@ -411,7 +430,7 @@ mod tests {
     #[test]
     fn small_pipeline() {
         let r = run_sequential(100, 3, false);
-        let svg = draw_svg(&drawings(&r.stages), r.primes.len() as u64);
+        let svg = draw_svg(&drawings(&r.stages), &received(r.primes.len() as u64));
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains(">2 3 5<"));
@@ -421,20 +440,22 @@ mod tests {
         assert!(svg.contains("stage 8"));
         assert!(svg.contains("main (sink)"));
         assert!(svg.contains("blk 1.5 ms"));
+        assert!(svg.contains(">99998 numbers<") && svg.contains(">full 2.5 ms<"), "the source's box");
+        assert!(svg.contains(">25 primes<") && svg.contains(">empty 40.0 \u{b5}s<"), "main's box");
         assert!(!svg.contains("more stages"));
         assert!(tags_balance(&svg));
     }
 
     #[test]
     fn empty_pipeline() {
-        let svg = draw_svg(&[], 1);
+        let svg = draw_svg(&[], &received(1));
         assert!(svg.starts_with("<svg") && tags_balance(&svg));
     }
 
     #[test]
     fn huge_pipeline_is_summarised() {
         let stages: Vec<Vec<u64>> = (0..5000u64).map(|i| vec![10 * i + 1, 10 * i + 3, 10 * i + 7]).collect();
-        let svg = draw_svg(&drawings(&stages), 12345);
+        let svg = draw_svg(&drawings(&stages), &received(12345));
         assert!(svg.starts_with("<svg"));
         assert!(svg.len() < 200 * 1024, "{} bytes", svg.len());
         assert!(svg.contains("4985 more stages"));
@@ -453,7 +474,7 @@ mod tests {
         assert!(lines[0].starts_with("2 3 5 7"));
         assert!(lines[1].ends_with(&format!("\u{2026} {}", r.stages[0][499])));
         assert_eq!(prime_lines(&[2, 3, 5]), vec!["2 3 5".to_owned()]);
-        let svg = draw_svg(&drawings(&r.stages), 0);
+        let svg = draw_svg(&drawings(&r.stages), &received(0));
         assert!(svg.contains("(436 more)"));
     }
 
@@ -470,7 +491,7 @@ mod tests {
     fn boxes_and_gaps_grow_for_long_numbers() {
         // Small numbers keep the default sizes: every line was wrapped for them.
         let r = run_sequential(100_000, 100, false);
-        let svg = draw_svg(&drawings(&r.stages), r.primes.len() as u64);
+        let svg = draw_svg(&drawings(&r.stages), &received(r.primes.len() as u64));
         assert!(boxes(&svg).iter().all(|&(_, w)| w == MIN_BOX_W), "{:?}", boxes(&svg));
         assert_eq!(boxes(&svg)[1].0 - boxes(&svg)[0].0, MIN_BOX_W + MIN_GAP);
 
@@ -478,10 +499,10 @@ mod tests {
         // box, nor a label past its gap, at 0.6 em a character.
         let big = vec![18_446_744_073_709_551_557u64, 18_446_744_073_709_551_533];
         let stage = StageDrawing { primes: big, items_in: u64::MAX, items_out: u64::MAX, blocked_ns: 1 };
-        let lines = content(&Node::Stage { index: 0, stage: &stage }, 0, 0).lines;
+        let lines = content(&Node::Stage { index: 0, stage: &stage }, &RunEnds::default()).lines;
         let widest = lines.iter().map(|l| l.chars().count()).max().unwrap();
         assert!(widest > 2 * 20, "{lines:?}");
-        let svg = draw_svg(std::slice::from_ref(&stage), u64::MAX);
+        let svg = draw_svg(std::slice::from_ref(&stage), &received(u64::MAX));
         let drawn = boxes(&svg);
         for &(_, w) in &drawn {
             assert!(w * 10 >= widest * BOX_CHAR_TENTHS + 2 * PAD * 10, "box {w} px for {widest} characters");

@@ -14,7 +14,7 @@ use sieve::draw::{draw_svg, StageDrawing};
 use sieve::output::{write_stage_lines, PrimePrinter};
 use sieve::pipeline::{run_pipeline, PipelineConfig, PipelineError, StageReport};
 use sieve::progress::Progress;
-use sieve::summary::{first_difference, QueueStats, StageStats, Summary};
+use sieve::summary::{first_difference, EndStats, QueueStats, RunEnds, StageStats, Summary};
 
 /// The dynamic prime-number pipeline: a source feeds 3..=N through a chain of stage processes,
 /// each holding up to S primes and starting the next stage when full.
@@ -86,6 +86,8 @@ struct Outcome {
     sum: u128,
     largest: Option<u64>,
     stages: Vec<StageReport>,
+    /// The source's and main's queue ends: pipeline mode only.
+    ends: Option<RunEnds>,
 }
 
 /// A failure, with the exit status it maps to.
@@ -260,6 +262,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         wall_s,
         cpu_s: cpu_seconds(),
         tests: outcome.stages.iter().map(|s| s.tests_done).sum(),
+        ends: outcome.ends,
     };
     let per_stage: Vec<StageStats> = outcome.stages.iter().map(|s| stage_stats(s, cli.mode)).collect();
     if cli.quiet {
@@ -269,7 +272,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         writeln!(out, "{}", summary.to_json(&per_stage))?;
     }
     if cli.stats {
-        write_stats_table(&mut out, &per_stage)?;
+        write_stats_table(&mut out, &per_stage, outcome.ends)?;
     }
     out.flush()?;
     if let Some(picture) = picture.as_mut() {
@@ -283,7 +286,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 blocked_ns: s.blocked_full_ns + s.blocked_empty_ns,
             })
             .collect();
-        picture.write(draw_svg(&drawings, outcome.count as u64).as_bytes())?;
+        // `--draw` is refused outside pipeline mode, the one with ends.
+        let ends = outcome.ends.unwrap_or_default();
+        picture.write(draw_svg(&drawings, &ends).as_bytes())?;
     }
     if cli.verify {
         let reference = sieve::reference::primes_up_to(cli.max_number);
@@ -332,7 +337,8 @@ fn execute(cli: &Cli, out: Option<&mut BufWriter<io::StdoutLock<'_>>>) -> Result
     match cli.mode {
         Mode::Pipeline => {
             let config = pipeline_config(cli);
-            outcome.stages = run_pipeline(&config, |p| take(p, &mut outcome)).map_err(pipeline_failure)?;
+            let measured = run_pipeline(&config, |p| take(p, &mut outcome)).map_err(pipeline_failure)?;
+            (outcome.stages, outcome.ends) = (measured.stages, Some(measured.ends));
         }
         Mode::Sequential => {
             let result = sieve::sequential::run_sequential_with(
@@ -395,7 +401,7 @@ fn stage_stats(s: &StageReport, mode: Mode) -> StageStats {
     }
 }
 
-fn write_stats_table(out: &mut impl Write, stages: &[StageStats]) -> io::Result<()> {
+fn write_stats_table(out: &mut impl Write, stages: &[StageStats], ends: Option<RunEnds>) -> io::Result<()> {
     writeln!(
         out,
         "\n{:>6} {:>12} {:>5} {:>12} {:>12} {:>14} {:>14} {:>8} {:>14}",
@@ -403,6 +409,20 @@ fn write_stats_table(out: &mut impl Write, stages: &[StageStats]) -> io::Result<
     )?;
     // A mode without queues measured none of theirs: "-", not zeros.
     let shown = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    // The run's ends, each on the side of its one queue: the source writes, main reads.
+    let end_row = |out: &mut dyn Write, name: &str, end: EndStats, writes: bool| {
+        let (items, blocked) = (end.items.to_string(), sieve::draw::format_ns(end.blocked_ns));
+        let (items_in, items_out) = if writes { ("-", items.as_str()) } else { (items.as_str(), "-") };
+        let (full, empty) = if writes { (blocked.as_str(), "-") } else { ("-", blocked.as_str()) };
+        writeln!(
+            out,
+            "{name:>6} {:>12} {:>5} {items_in:>12} {items_out:>12} {full:>14} {empty:>14} {:>8} {:>14}",
+            "-", "-", end.futex_waits, "-"
+        )
+    };
+    if let Some(ends) = ends {
+        end_row(out, "source", ends.source, true)?;
+    }
     for s in stages {
         let q = s.queues;
         writeln!(
@@ -418,6 +438,9 @@ fn write_stats_table(out: &mut impl Write, stages: &[StageStats]) -> io::Result<
             shown(q.map(|q| q.futex_waits.to_string())),
             s.tests_done
         )?;
+    }
+    if let Some(ends) = ends {
+        end_row(out, "main", ends.main, false)?;
     }
     Ok(())
 }

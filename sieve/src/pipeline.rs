@@ -20,6 +20,7 @@ use thiserror::Error;
 
 use crate::prime_scan::with_wide_scan;
 use crate::stage_logic::{StageState, Verdict};
+use crate::summary::{EndStats, RunEnds};
 
 /// The end-of-stream mark (numbers are at least 2).
 const END: u64 = 0;
@@ -161,15 +162,24 @@ pub(crate) fn queue_options(depth: usize) -> QueueOptions {
 /// How often an idle stage wakes to re-check its queues when nothing happens.
 const IDLE_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What a pipeline run measured: each stage's report, stage 0 first, and the run's two ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineRun {
+    /// The stages' reports, stage 0 first.
+    pub stages: Vec<StageReport>,
+    /// The source's and main's ends of their queues.
+    pub ends: RunEnds,
+}
+
 /// Runs the pipeline. Calls `on_prime` for every prime the root receives, in order (2 first),
-/// and returns the stages' reports, stage 0 first.
+/// and returns the stages' reports and what the run's ends saw.
 ///
 /// # Errors
 /// The run's failure (`Runtime`), or an output error from `on_prime`.
 pub fn run_pipeline(
     config: &PipelineConfig,
     mut on_prime: impl FnMut(u64) -> std::io::Result<()>,
-) -> Result<Vec<StageReport>, PipelineError> {
+) -> Result<PipelineRun, PipelineError> {
     if u32::try_from(config.stage_size).is_err() || u32::try_from(config.queue_depth).is_err() {
         return Err(PipelineError::Config("a stage size or queue depth beyond 2^32 - 1"));
     }
@@ -188,9 +198,9 @@ pub fn run_pipeline(
     let run = builder.start()?;
     let health = || run.health();
     match drive(&run, &health, config, source, stage, &mut on_prime) {
-        Ok(reports) => {
+        Ok(measured) => {
             run.finish()?;
-            Ok(reports)
+            Ok(measured)
         }
         Err(e) => {
             // The run's own failure explains a poisoned queue better than the queue does.
@@ -216,7 +226,7 @@ fn drive(
     source: Entry<SourceArgs>,
     stage: Entry<StageArgs>,
     on_prime: &mut dyn FnMut(u64) -> std::io::Result<()>,
-) -> Result<Vec<StageReport>, PipelineError> {
+) -> Result<PipelineRun, PipelineError> {
     let options = queue_options(config.queue_depth);
     let (numbers, numbers_name) = run.create_queue::<u64, Spsc>(options)?;
     let (sink, sink_name) = run.create_queue::<u64, Spsc>(options)?;
@@ -224,7 +234,6 @@ fn drive(
     let mut prime_the_sink = sink.producer()?;
     prime_the_sink.push(2)?;
     let sink_end = prime_the_sink.into_handover();
-    drop(numbers);
     let source = run.spawn(source, &SourceArgs { max_number: config.max_number, output: numbers_name })?;
     let first = run.spawn(
         stage,
@@ -245,6 +254,7 @@ fn drive(
     // Primes until the end mark, then report words until the sink closes.
     let mut report_words = Vec::new();
     let mut in_reports = false;
+    let mut primes_received = 0u64;
     loop {
         let chunk = match results.read_chunk_timeout(BATCH, HEALTH_CHECK) {
             Ok(chunk) => chunk,
@@ -266,13 +276,25 @@ fn drive(
                 break;
             }
             on_prime(n)?;
+            primes_received += 1;
         }
     }
     source.join()?;
     first.join()?;
     let mut reports = parse_reports(&report_words)?;
     reports.sort_by_key(|r| r.index);
-    Ok(reports)
+    // The queues' own counters: the source is the only writer of its queue, main the only
+    // reader of the sink.
+    let (source_side, main_side) = (numbers.stats().producer, sink.stats().consumer);
+    let ends = RunEnds {
+        source: EndStats {
+            items: config.max_number.saturating_sub(2),
+            blocked_ns: source_side.blocked_ns,
+            futex_waits: source_side.futex_waits,
+        },
+        main: EndStats { items: primes_received, blocked_ns: main_side.blocked_ns, futex_waits: main_side.futex_waits },
+    };
+    Ok(PipelineRun { stages: reports, ends })
 }
 
 fn parse_reports(mut words: &[u64]) -> Result<Vec<StageReport>, PipelineError> {

@@ -37,6 +37,27 @@ pub struct QueueStats {
     pub futex_waits: u64,
 }
 
+/// What one end of a pipeline run saw: the source writing `3..=N` into stage 0's queue, or
+/// main reading the sink. Read from the queues' own counters in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EndStats {
+    /// Numbers the source wrote, or primes main received (the 2 it put first included).
+    pub items: u64,
+    /// Nanoseconds blocked: the source on a full queue, main on an empty sink.
+    pub blocked_ns: u64,
+    /// FUTEX_WAIT calls made by that end.
+    pub futex_waits: u64,
+}
+
+/// A pipeline run's two ends, besides its stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunEnds {
+    /// The source.
+    pub source: EndStats,
+    /// Main, the sink's reader.
+    pub main: EndStats,
+}
+
 /// The headline numbers of a run.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Summary {
@@ -62,6 +83,8 @@ pub struct Summary {
     pub cpu_s: f64,
     /// Divisibility tests done by all stages together (0 for the reference sieve).
     pub tests: u64,
+    /// The source's and main's queue ends, in pipeline mode only (JSON `null` otherwise).
+    pub ends: Option<RunEnds>,
 }
 
 impl Summary {
@@ -74,7 +97,7 @@ impl Summary {
         let _ = write!(
             s,
             "\"count\":{},\"sum\":{},\"largest\":{},\"stages\":{},\"max_number\":{},\"stage_size\":{},\
-             \"queue_depth\":{},\"mode\":{},\"wall_s\":{},\"cpu_s\":{},\"tests\":{},\"per_stage\":[",
+             \"queue_depth\":{},\"mode\":{},\"wall_s\":{},\"cpu_s\":{},\"tests\":{},",
             self.count,
             self.sum,
             self.largest.map_or_else(|| "null".to_owned(), |l| l.to_string()),
@@ -86,6 +109,25 @@ impl Summary {
             json_f64(self.wall_s),
             json_f64(self.cpu_s),
             self.tests,
+        );
+        let ends = self.ends;
+        let _ = write!(
+            s,
+            "\"source\":{},\"main\":{},\"per_stage\":[",
+            ends.map_or_else(
+                || "null".to_owned(),
+                |e| format!(
+                    "{{\"items_out\":{},\"blocked_full_ns\":{},\"futex_waits\":{}}}",
+                    e.source.items, e.source.blocked_ns, e.source.futex_waits
+                )
+            ),
+            ends.map_or_else(
+                || "null".to_owned(),
+                |e| format!(
+                    "{{\"items_in\":{},\"blocked_empty_ns\":{},\"futex_waits\":{}}}",
+                    e.main.items, e.main.blocked_ns, e.main.futex_waits
+                )
+            ),
         );
         for (i, st) in per_stage.iter().enumerate() {
             if i > 0 {
@@ -188,6 +230,10 @@ mod tests {
             wall_s: 0.0031,
             cpu_s: 0.25,
             tests: 293,
+            ends: Some(RunEnds {
+                source: EndStats { items: 98, blocked_ns: 4, futex_waits: 5 },
+                main: EndStats { items: 25, blocked_ns: 6, futex_waits: 1 },
+            }),
         }
     }
 
@@ -201,7 +247,9 @@ mod tests {
         assert_eq!(
             json,
             "{\"count\":25,\"sum\":1060,\"largest\":97,\"stages\":9,\"max_number\":100,\"stage_size\":3,\
-             \"queue_depth\":10,\"mode\":\"pipeline\",\"wall_s\":0.0031,\"cpu_s\":0.25,\"tests\":293,\"per_stage\":[\
+             \"queue_depth\":10,\"mode\":\"pipeline\",\"wall_s\":0.0031,\"cpu_s\":0.25,\"tests\":293,\
+             \"source\":{\"items_out\":98,\"blocked_full_ns\":4,\"futex_waits\":5},\
+             \"main\":{\"items_in\":25,\"blocked_empty_ns\":6,\"futex_waits\":1},\"per_stage\":[\
              {\"index\":0,\"first_prime\":2,\"primes_held\":3,\"items_in\":98,\"items_out\":50,\
              \"blocked_full_ns\":7,\"blocked_empty_ns\":8,\"futex_waits\":9,\"tests_done\":11},\
              {\"index\":1,\"first_prime\":7,\"primes_held\":0,\"items_in\":null,\"items_out\":null,\
@@ -215,6 +263,8 @@ mod tests {
         let s = Summary { largest: None, mode: "a\"b\\c\nd\u{1}é".to_owned(), wall_s: f64::NAN, ..example() };
         let json = s.to_json(&[]);
         assert!(json.contains("\"largest\":null"));
+        let without_queues = Summary { ends: None, ..example() }.to_json(&[]);
+        assert!(without_queues.contains("\"source\":null,\"main\":null,"), "{without_queues}");
         assert!(json.contains("\"mode\":\"a\\\"b\\\\c\\nd\\u0001é\""));
         assert!(json.contains("\"wall_s\":null"));
         assert!(json.ends_with("\"per_stage\":[]}"));

@@ -50,10 +50,12 @@ fn a_mode_without_queues_reports_none_of_their_numbers() {
     let json = stdout(&out);
     assert!(json.contains("\"items_in\":null,\"items_out\":null") && json.contains("\"futex_waits\":null"), "{json}");
     assert!(!json.contains("\"tests_done\":null"), "{json}");
+    assert!(json.contains("\"source\":null,\"main\":null,"), "no queue ends either: {json}");
     let out = sieve(&["--max-number", "100", "--stage-size", "3", "--mode", "sequential", "--quiet", "--stats"]);
     let table = stdout(&out);
     let row = table.lines().find(|l| l.trim_start().starts_with("0 ")).expect("stage 0's row");
     assert_eq!(row.split_whitespace().filter(|f| *f == "-").count(), 5, "{row}");
+    assert!(!table.contains("source") && !table.contains("main"), "no rows for queue ends: {table}");
     let out = sieve(&["--max-number", "100", "--stage-size", "3", "--json"]);
     assert!(!stdout(&out).contains("null"), "the pipeline measures them all: {}", stdout(&out));
 }
@@ -163,6 +165,9 @@ fn json_has_the_documented_fields() {
         "\"per_stage\":[",
         "\"items_in\":",
         "\"tests_done\":",
+        // The run's two ends: all 998 numbers written, all 168 primes read.
+        "\"source\":{\"items_out\":998,\"blocked_full_ns\":",
+        "\"main\":{\"items_in\":168,\"blocked_empty_ns\":",
     ] {
         assert!(json.contains(field), "{field} missing from {json}");
     }
@@ -178,8 +183,14 @@ fn stats_and_draw_describe_the_pipeline() {
     let text = stdout(&out);
     assert!(text.starts_with(ORIGINAL_N100_S3), "the stats table follows the original output");
     assert!(text.contains("blocked_full"), "{text}");
+    // The run's ends, first and last: the source wrote 98 numbers, main read 25 primes.
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    let source = rows.iter().find(|r| r.first() == Some(&"source")).expect("a source row");
+    let main = rows.iter().find(|r| r.first() == Some(&"main")).expect("a main row");
+    assert_eq!((source[4], main[3]), ("98", "25"), "{text}");
     let picture = std::fs::read_to_string(&svg).unwrap();
     assert!(picture.starts_with("<svg") && picture.contains("79"), "a picture with the stages' primes");
+    assert!(picture.contains(">98 numbers<") && picture.contains(">25 primes<") && picture.contains(">empty "));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
