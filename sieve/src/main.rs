@@ -12,7 +12,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use sieve::draw::{draw_svg, StageDrawing};
 use sieve::output::{write_stage_lines, PrimePrinter};
-use sieve::pipeline::{run_pipeline, PipelineConfig, PipelineError, StageReport};
+use sieve::pipeline::{preflight, run_pipeline, PipelineConfig, PipelineError, StageReport};
 use sieve::progress::Progress;
 use sieve::summary::{first_difference, EndStats, QueueStats, RunEnds, StageStats, Summary};
 
@@ -215,15 +215,19 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         return Err(usage("--max-number must be below 2^64 - 1".into()));
     }
     if matches!(cli.mode, Mode::Pipeline) {
-        let config = pipeline_config(cli);
-        if let Some(shortfall) = sieve::stage_room::shortfall(&config) {
-            return Err(usage(format!(
-                "--max-number {} with --stage-size {}: {shortfall}",
-                cli.max_number, cli.stage_size
-            )));
-        }
-        if let Some(shortfall) = sieve::shared_memory::shortfall(&config) {
-            return Err(usage(format!("--queue-depth {}: {shortfall}", cli.queue_depth)));
+        // The same checks `run_pipeline` makes, here before any output, worded for the flags.
+        match preflight(&pipeline_config(cli)) {
+            Ok(()) => {}
+            Err(PipelineError::Stages(shortfall)) => {
+                return Err(usage(format!(
+                    "--max-number {} with --stage-size {}: {shortfall}",
+                    cli.max_number, cli.stage_size
+                )));
+            }
+            Err(PipelineError::SharedMemory(shortfall)) => {
+                return Err(usage(format!("--queue-depth {}: {shortfall}", cli.queue_depth)));
+            }
+            Err(other) => return Err(usage(other.to_string())),
         }
     }
     Ok(())

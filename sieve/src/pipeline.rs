@@ -162,6 +162,26 @@ pub(crate) fn queue_options(depth: usize) -> QueueOptions {
 /// How often an idle stage wakes to re-check its queues when nothing happens.
 const IDLE_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Whether a run of `config` can start, without starting anything: its sizes fit 32 bits, its
+/// stages fit the processes that can start ([`stage_room`](crate::stage_room)), and its rings
+/// fit the free shared memory ([`shared_memory`](crate::shared_memory)). [`run_pipeline`]
+/// checks it first; a caller that must refuse before it prints anything calls it itself.
+///
+/// # Errors
+/// `Config`, `Stages` or `SharedMemory`, the first that fails.
+pub fn preflight(config: &PipelineConfig) -> Result<(), PipelineError> {
+    if u32::try_from(config.stage_size).is_err() || u32::try_from(config.queue_depth).is_err() {
+        return Err(PipelineError::Config("a stage size or queue depth beyond 2^32 - 1"));
+    }
+    if let Some(shortfall) = crate::stage_room::shortfall(config) {
+        return Err(PipelineError::Stages(shortfall));
+    }
+    if let Some(shortfall) = crate::shared_memory::shortfall(config) {
+        return Err(PipelineError::SharedMemory(shortfall));
+    }
+    Ok(())
+}
+
 /// What a pipeline run measured: each stage's report, stage 0 first, and the run's two ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineRun {
@@ -180,15 +200,7 @@ pub fn run_pipeline(
     config: &PipelineConfig,
     mut on_prime: impl FnMut(u64) -> std::io::Result<()>,
 ) -> Result<PipelineRun, PipelineError> {
-    if u32::try_from(config.stage_size).is_err() || u32::try_from(config.queue_depth).is_err() {
-        return Err(PipelineError::Config("a stage size or queue depth beyond 2^32 - 1"));
-    }
-    if let Some(shortfall) = crate::stage_room::shortfall(config) {
-        return Err(PipelineError::Stages(shortfall));
-    }
-    if let Some(shortfall) = crate::shared_memory::shortfall(config) {
-        return Err(PipelineError::SharedMemory(shortfall));
-    }
+    preflight(config)?;
     // Ask the CPU once, here: the fork server and every stage inherit the answer instead of
     // each trapping to the hypervisor on `cpuid` (5 % of a run's CPU time when they did).
     crate::prime_scan::wide_scan_available();
