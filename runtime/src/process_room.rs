@@ -1,30 +1,4 @@
-//! How many more processes can start now. A run keeps every stage alive until it ends, so a
-//! run that needs more processes than the kernel will make fails part-way, after taking every
-//! free pid from the rest of the machine. This reads the limits a `fork` meets, to refuse such
-//! a run before it starts:
-//!
-//! - `kernel.threads-max` against the tasks (processes and threads) that exist, and
-//!   `kernel.pid_max` against the same: every task has a pid, in every PID namespace up to the
-//!   host's. From Linux 6.14 a PID namespace can have a `pid_max` of its own, which the tasks of
-//!   the whole machine say nothing about; so outside the host's namespace `pid_max` is read only
-//!   from older kernels;
-//! - the pids cgroup's `pids.max` against its `pids.current`, at every level up to the mount
-//!   (a container's `--pids-limit`, a systemd unit's `TasksMax`, a batch job's), v1 or v2;
-//! - `RLIMIT_NPROC` against the tasks of this real user, except where the kernel does not hold
-//!   a process to it (root, or `CAP_SYS_ADMIN` or `CAP_SYS_RESOURCE`). The user's tasks are
-//!   counted (a walk over `/proc`) only when the limit could bind.
-//!
-//! Each is read as an upper bound on the room (pids below 300 are not reused, tasks come and go),
-//! so a run refused on it certainly could not have started; a moment when many threads exist
-//! elsewhere can refuse a run that would have fitted a second later.
-//!
-//! ```
-//! // Some room, or no limit that can be read.
-//! if let Some(room) = runtime::process_room() {
-//!     assert!(room.processes < u64::MAX);
-//!     println!("{} more processes ({})", room.processes, room.limit);
-//! }
-//! ```
+//! How many more processes can start now: the limits a `fork` meets, read before a run starts.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -65,7 +39,34 @@ impl fmt::Display for ProcessLimit {
 }
 
 /// How many more processes this process could start now, with the limit that leaves the least
-/// room; `None` when no limit can be read. See the [module](self) for the limits read.
+/// room; `None` when no limit can be read.
+///
+/// A run keeps every stage alive until it ends, so a run that needs more processes than the
+/// kernel will make fails part-way, after taking every free pid from the rest of the machine.
+/// This reads the limits a `fork` meets, to refuse such a run before it starts:
+///
+/// - `kernel.threads-max` against the tasks (processes and threads) that exist, and
+///   `kernel.pid_max` against the same: every task has a pid, in every PID namespace up to the
+///   host's. From Linux 6.14 a PID namespace can have a `pid_max` of its own, which the tasks of
+///   the whole machine say nothing about; so outside the host's namespace `pid_max` is read only
+///   from older kernels;
+/// - the pids cgroup's `pids.max` against its `pids.current`, at every level up to the mount
+///   (a container's `--pids-limit`, a systemd unit's `TasksMax`, a batch job's), v1 or v2;
+/// - `RLIMIT_NPROC` against the tasks of this real user, except where the kernel does not hold
+///   a process to it (root, or `CAP_SYS_ADMIN` or `CAP_SYS_RESOURCE`). The user's tasks are
+///   counted (a walk over `/proc`) only when the limit could bind.
+///
+/// Each is read as an upper bound on the room (pids below 300 are not reused, tasks come and go),
+/// so a run refused on it certainly could not have started; a moment when many threads exist
+/// elsewhere can refuse a run that would have fitted a second later.
+///
+/// ```
+/// // Some room, or no limit that can be read.
+/// if let Some(room) = runtime::process_room() {
+///     assert!(room.processes < u64::MAX);
+///     println!("{} more processes ({})", room.processes, room.limit);
+/// }
+/// ```
 pub fn process_room() -> Option<ProcessRoom> {
     let tasks = std::fs::read_to_string("/proc/loadavg").ok().and_then(|text| tasks_in_loadavg(&text));
     let system = |file: &str, limit: ProcessLimit| {
