@@ -14,7 +14,7 @@ use crate::kind::{Kind, MultiConsumer};
 use crate::ring::{ConsumerCursor, Span};
 use crate::stats::QueueStats;
 use crate::sync::Ordering;
-use crate::wait::{self, Spin, Waited};
+use crate::wait::{self, Waited, Waiter};
 
 /// The reading end of a queue. `Send` but not `Sync`; operations take `&mut self`.
 ///
@@ -28,7 +28,7 @@ use crate::wait::{self, Spin, Waited};
 pub struct Consumer<T: Pod, K: Kind = crate::Spsc> {
     end: Attached<T>,
     cursor: ConsumerCursor,
-    spin: Spin,
+    waiter: Waiter,
     _kind: PhantomData<K>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -38,7 +38,7 @@ crate::attached::shared_end_api!(Consumer, "adopt_consumer", MultiConsumer, crat
 impl<T: Pod, K: Kind> Consumer<T, K> {
     pub(crate) fn new(end: Attached<T>) -> Self {
         let cursor = end.ring.consumer_cursor();
-        Self { end, cursor, spin: Spin::default(), _kind: PhantomData, _not_sync: PhantomData }
+        Self { end, cursor, waiter: Waiter::default(), _kind: PhantomData, _not_sync: PhantomData }
     }
 
     fn poisoned_error(&self) -> PopError {
@@ -196,7 +196,7 @@ impl<T: Pod, K: Kind> Consumer<T, K> {
         let waited = wait::wait_until(
             &ctl.not_empty,
             &ctl.consumer_stats,
-            &mut self.spin,
+            &mut self.waiter,
             deadline,
             end.recheck,
             || ring.item_ready(cursor) || ctl.state.flags.load(Ordering::Acquire) & (POISONED | PRODUCERS_GONE) != 0,

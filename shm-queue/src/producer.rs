@@ -15,7 +15,7 @@ use crate::kind::{Kind, MultiProducer, SingleProducer};
 use crate::ring::{ProducerCursor, Span};
 use crate::stats::QueueStats;
 use crate::sync::Ordering;
-use crate::wait::{self, Spin, Waited};
+use crate::wait::{self, Waited, Waiter};
 use crate::wake::WakePolicy;
 
 /// The writing end of a queue. `Send` (move it to a thread) but not `Sync`: it keeps a private
@@ -31,7 +31,7 @@ use crate::wake::WakePolicy;
 pub struct Producer<T: Pod, K: Kind = crate::Spsc> {
     end: Attached<T>,
     cursor: ProducerCursor,
-    spin: Spin,
+    waiter: Waiter,
     _kind: PhantomData<K>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -41,7 +41,7 @@ crate::attached::shared_end_api!(Producer, "adopt_producer", MultiProducer, crat
 impl<T: Pod, K: Kind> Producer<T, K> {
     pub(crate) fn new(end: Attached<T>) -> Self {
         let cursor = end.ring.producer_cursor();
-        Self { end, cursor, spin: Spin::default(), _kind: PhantomData, _not_sync: PhantomData }
+        Self { end, cursor, waiter: Waiter::default(), _kind: PhantomData, _not_sync: PhantomData }
     }
 
     /// The error for a queue that no longer takes items, if it does not.
@@ -186,7 +186,7 @@ impl<T: Pod, K: Kind> Producer<T, K> {
         let waited = wait::wait_until(
             &ctl.not_full,
             &ctl.producer_stats,
-            &mut self.spin,
+            &mut self.waiter,
             deadline,
             end.recheck,
             || ring.room_ready(cursor) || ctl.state.flags.load(Ordering::Acquire) & (POISONED | CONSUMERS_GONE) != 0,

@@ -29,10 +29,15 @@ pub(crate) enum Waited {
     TimedOut,
 }
 
-/// Per-handle spin budget, adapted to how often spinning has paid off.
+/// What one handle remembers of its past waits: the spin budget, adapted to how often
+/// spinning has paid off, and how long it has waited in vain since it last checked its peers.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Spin {
-    limit: u32,
+pub(crate) struct Waiter {
+    spin_limit: u32,
+    /// Time asleep in calls that timed out since the last dead-peer check. A caller that polls
+    /// with timeouts shorter than the re-check period (say 10 ms in an event loop) would
+    /// otherwise never reach a check, and wait on a dead peer forever.
+    unchecked: Duration,
 }
 
 const SPIN_MIN: u32 = 16;
@@ -41,19 +46,19 @@ const ALERT_PERIOD: Duration = Duration::from_secs(1);
 const ALERT_RECHECK: Duration = Duration::from_millis(10);
 const SPIN_MAX: u32 = 4096;
 
-impl Default for Spin {
+impl Default for Waiter {
     fn default() -> Self {
-        Self { limit: 256 }
+        Self { spin_limit: 256, unchecked: Duration::ZERO }
     }
 }
 
-impl Spin {
-    fn paid(&mut self) {
-        self.limit = (self.limit * 2).min(SPIN_MAX);
+impl Waiter {
+    fn spin_paid(&mut self) {
+        self.spin_limit = (self.spin_limit * 2).min(SPIN_MAX);
     }
 
-    fn wasted(&mut self) {
-        self.limit = (self.limit / 2).max(SPIN_MIN);
+    fn spin_wasted(&mut self) {
+        self.spin_limit = (self.spin_limit / 2).max(SPIN_MIN);
     }
 }
 
@@ -95,12 +100,13 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 }
 
 /// Waits until `ready()` holds or `deadline` passes. `recheck()` runs every `recheck_every`
-/// while asleep (dead-peer detection); `ready()` must include every reason to stop waiting
-/// (item or room available, closed, poisoned).
+/// while asleep (dead-peer detection), counting the time this handle slept in earlier calls
+/// that timed out; `ready()` must include every reason to stop waiting (item or room
+/// available, closed, poisoned).
 pub(crate) fn wait_until(
     word: &WaitWord,
     stats: &SideStats,
-    spin: &mut Spin,
+    waiter: &mut Waiter,
     deadline: Option<Instant>,
     recheck_every: Duration,
     mut ready: impl FnMut() -> bool,
@@ -110,18 +116,19 @@ pub(crate) fn wait_until(
     // stage waits every ~9 items, and five readings per wait were ~3 % of its CPU.
     let started = Instant::now();
     if spinning_can_pay(started) {
-        for _ in 0..spin.limit {
+        for _ in 0..waiter.spin_limit {
             spin_hint();
             if ready() {
-                spin.paid();
+                waiter.spin_paid();
+                waiter.unchecked = Duration::ZERO;
                 return Waited::Ready;
             }
         }
-        spin.wasted();
+        waiter.spin_wasted();
     }
     stats.blocked.fetch_add(1, Ordering::Relaxed);
     let mut now = started;
-    let mut last_recheck = started;
+    let mut last_recheck = started.checked_sub(waiter.unchecked).unwrap_or(started);
     // After a signal, re-check often for a moment: the death it announced may complete (and
     // the next signal arrive) while we are not asleep, and signals do not queue.
     let mut alert_until: Option<Instant> = None;
@@ -156,6 +163,12 @@ pub(crate) fn wait_until(
             recheck();
             last_recheck = now;
         }
+    };
+    // A wait that ended ready saw the peer act (or the queue end); one that timed out carries
+    // its unchecked time over to the next call.
+    waiter.unchecked = match outcome {
+        Waited::Ready => Duration::ZERO,
+        Waited::TimedOut => now.saturating_duration_since(last_recheck),
     };
     // Blocked from before the spin to the last wake-up: a spin that did not pay counts too.
     stats.blocked_ns.fetch_add(

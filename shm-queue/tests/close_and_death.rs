@@ -235,6 +235,64 @@ fn consumer_killed_while_producer_sleeps_gives_peer_dead<K: Kind>() {
     assert_eq!(queue.stats().dead_peer, Some(dead));
 }
 
+/// Polls that each wait less than the re-check period still find a dead peer: the time asleep
+/// in calls that timed out adds up toward the check (an event loop's `pop_timeout(5 ms)` would
+/// otherwise wait on a dead producer forever).
+fn short_timeouts_still_find_a_dead_producer<K: Kind>() {
+    let name = support::shm_name();
+    let queue = Queue::<u64, K>::create(&name, 8).unwrap();
+    let mut rx = queue.consumer().unwrap();
+    let attached = Pipe::new();
+    let producer = support::fork(|| {
+        let queue = Queue::<u64, K>::open(&name).unwrap();
+        let _tx = queue.producer().unwrap();
+        attached.send(1);
+        pause_forever();
+    });
+    let dead = producer.pid() as u32;
+    attached.recv();
+    producer.signal(libc::SIGKILL);
+    assert_eq!(producer.wait(), Status::Signaled(libc::SIGKILL));
+    let outcome = poll_until_not_timeout(|| match rx.pop_timeout(SHORT_POLL) {
+        Err(PopError::Timeout) => None,
+        other => Some(other),
+    });
+    assert_eq!(outcome, Some(Err(PopError::PeerDead { pid: dead })));
+}
+
+/// The mirror image, for a producer polling a full queue whose consumer died.
+fn short_timeouts_still_find_a_dead_consumer<K: Kind>() {
+    let name = support::shm_name();
+    let queue = Queue::<u64, K>::create(&name, 2).unwrap();
+    let mut tx = queue.producer().unwrap();
+    tx.push(1).and_then(|()| tx.push(2)).unwrap();
+    let attached = Pipe::new();
+    let consumer = support::fork(|| {
+        let queue = Queue::<u64, K>::open(&name).unwrap();
+        let _rx = queue.consumer().unwrap();
+        attached.send(1);
+        pause_forever();
+    });
+    let dead = consumer.pid() as u32;
+    attached.recv();
+    consumer.signal(libc::SIGKILL);
+    assert_eq!(consumer.wait(), Status::Signaled(libc::SIGKILL));
+    let outcome = poll_until_not_timeout(|| match tx.push_timeout(3, SHORT_POLL) {
+        Err(PushError::Timeout(_)) => None,
+        other => Some(other),
+    });
+    assert_eq!(outcome, Some(Err(PushError::PeerDead { pid: dead, item: 3 })));
+}
+
+/// A poll's timeout: far below the queue's default re-check period of 100 ms.
+const SHORT_POLL: Duration = Duration::from_millis(5);
+
+/// Calls `poll` until it gives something (`None` stands for a timeout), for at most a
+/// watchdog's worth of polls; `None` if every poll timed out.
+fn poll_until_not_timeout<R>(mut poll: impl FnMut() -> Option<R>) -> Option<R> {
+    (0..WATCHDOG.as_millis() / SHORT_POLL.as_millis()).find_map(|_| poll())
+}
+
 /// A process that exits without dropping its end did not detach: it is a dead peer too.
 fn producer_exiting_without_detaching_gives_peer_dead() {
     let name = support::shm_name();
@@ -479,6 +537,10 @@ instantiate! {
         consumer_killed_while_producer_sleeps_gives_peer_dead::<Spsc>();
     mpmc_consumer_killed_while_producer_sleeps_gives_peer_dead =>
         consumer_killed_while_producer_sleeps_gives_peer_dead::<Mpmc>();
+    spsc_short_timeouts_still_find_a_dead_producer => short_timeouts_still_find_a_dead_producer::<Spsc>();
+    mpmc_short_timeouts_still_find_a_dead_producer => short_timeouts_still_find_a_dead_producer::<Mpmc>();
+    spsc_short_timeouts_still_find_a_dead_consumer => short_timeouts_still_find_a_dead_consumer::<Spsc>();
+    mpmc_short_timeouts_still_find_a_dead_consumer => short_timeouts_still_find_a_dead_consumer::<Mpmc>();
     mpsc_producer_killed_between_claim_and_commit_gives_peer_dead =>
         producer_killed_between_claim_and_commit_gives_peer_dead::<Mpsc>();
     mpmc_producer_killed_between_claim_and_commit_gives_peer_dead =>
@@ -531,6 +593,10 @@ fn main() {
         mpmc_producer_killed_while_consumer_sleeps_gives_peer_dead,
         spsc_consumer_killed_while_producer_sleeps_gives_peer_dead,
         mpmc_consumer_killed_while_producer_sleeps_gives_peer_dead,
+        spsc_short_timeouts_still_find_a_dead_producer,
+        mpmc_short_timeouts_still_find_a_dead_producer,
+        spsc_short_timeouts_still_find_a_dead_consumer,
+        mpmc_short_timeouts_still_find_a_dead_consumer,
         producer_exiting_without_detaching_gives_peer_dead,
         mpsc_producer_killed_between_claim_and_commit_gives_peer_dead,
         mpmc_producer_killed_between_claim_and_commit_gives_peer_dead,
