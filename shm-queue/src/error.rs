@@ -89,13 +89,19 @@ pub enum CreateError {
         /// The capacity.
         capacity: usize,
     },
-    /// A wake threshold lies outside `1..=capacity`.
-    #[error("wake threshold {threshold} is outside 1..={capacity}")]
+    /// A wake threshold outside its range: `consumer_at` must lie in `1..=bound` and
+    /// `producer_at` in `0..bound`, where the bound is the capacity unless one is set.
+    #[error(
+        "wake threshold {threshold} for {which} is outside {} (the queue holds at most {bound} items)",
+        wake_threshold_range(.which, *.bound)
+    )]
     InvalidWakeThreshold {
+        /// Which threshold: `"consumer_at"` or `"producer_at"`.
+        which: &'static str,
         /// The threshold.
         threshold: u32,
-        /// The queue's capacity.
-        capacity: usize,
+        /// Items the queue holds at most: its bound, or its capacity.
+        bound: usize,
     },
     /// Any other operating-system error, with the call that failed.
     #[error("{call} failed: {source}")]
@@ -105,6 +111,15 @@ pub enum CreateError {
         /// The errno.
         source: io::Error,
     },
+}
+
+/// The range a wake threshold must lie in, as the error message shows it.
+fn wake_threshold_range(which: &str, bound: usize) -> String {
+    if which == "producer_at" {
+        format!("0..={}", bound.saturating_sub(1))
+    } else {
+        format!("1..={bound}")
+    }
 }
 
 /// Why an existing queue could not be opened.

@@ -57,7 +57,8 @@ impl QueueOptions {
     /// assert_eq!((options.capacity, options.bound), (16, Some(10)));
     /// ```
     pub fn with_depth(depth: usize) -> Self {
-        let mut options = Self::new(depth.max(1).checked_next_power_of_two().unwrap_or(0));
+        // A depth with no power of two above it keeps its own value, which `create` refuses by name.
+        let mut options = Self::new(depth.max(1).checked_next_power_of_two().unwrap_or(depth));
         options.bound = Some(depth);
         options
     }
@@ -96,10 +97,10 @@ impl QueueOptions {
         }
         if let WakePolicy::Batched { consumer_at, producer_at } = self.wake {
             if consumer_at == 0 || consumer_at as usize > bound {
-                return Err(CreateError::InvalidWakeThreshold { threshold: consumer_at, capacity: bound });
+                return Err(CreateError::InvalidWakeThreshold { which: "consumer_at", threshold: consumer_at, bound });
             }
             if producer_at as usize >= bound {
-                return Err(CreateError::InvalidWakeThreshold { threshold: producer_at, capacity: bound });
+                return Err(CreateError::InvalidWakeThreshold { which: "producer_at", threshold: producer_at, bound });
             }
         }
         Ok(())
@@ -261,6 +262,11 @@ impl<T: Pod, K: Kind> Queue<T, K> {
 
     /// Maps an existing segment and checks that it holds a queue of kind `K` and element `T`.
     /// Waits up to a second for a racing creator to finish initialising it.
+    ///
+    /// `T` is checked by size, alignment and [`std::any::type_name`] (see
+    /// [`TypeFingerprint`]), module path included: two programs share a queue of their own
+    /// struct only if both take it from one crate, built by the same compiler (the text of
+    /// `type_name` is not promised to stay the same across compiler versions).
     ///
     /// # Errors
     /// `NotFound`, `PermissionDenied`, `ForeignOwner`, `NotInitialized`, `BadMagic`,

@@ -412,7 +412,13 @@ fn unsupported_bound_is_invalid_bound() {
     // A wake threshold is checked against the bound, not the capacity.
     let batched = QueueOptions::with_depth(10).wake(WakePolicy::Batched { consumer_at: 11, producer_at: 0 });
     match Queue::<u64, Spsc>::on_heap(batched) {
-        Err(CreateError::InvalidWakeThreshold { threshold, capacity }) => assert_eq!((threshold, capacity), (11, 10)),
+        Err(e @ CreateError::InvalidWakeThreshold { which, threshold, bound }) => {
+            assert_eq!((which, threshold, bound), ("consumer_at", 11, 10));
+            assert_eq!(
+                e.to_string(),
+                "wake threshold 11 for consumer_at is outside 1..=10 (the queue holds at most 10 items)"
+            );
+        }
         other => panic!("threshold above the bound: {other:?}"),
     }
     // Accepted: an SPSC queue of depth 10 holds 10 items, also as seen by another handle.
@@ -433,17 +439,17 @@ fn wake_threshold_out_of_range_is_invalid_wake_threshold() {
     let mut names = Names::new("wake_threshold_out_of_range_is_invalid_wake_threshold");
     let batched =
         |consumer_at, producer_at| QueueOptions::new(8).wake(WakePolicy::Batched { consumer_at, producer_at });
-    for (options, threshold) in [
-        (batched(0, 0), 0),
-        (batched(9, 0), 9),
-        (batched(u32::MAX, 0), u32::MAX),
-        (batched(4, 8), 8),
-        (batched(4, u32::MAX), u32::MAX),
+    for (options, which, threshold) in [
+        (batched(0, 0), "consumer_at", 0),
+        (batched(9, 0), "consumer_at", 9),
+        (batched(u32::MAX, 0), "consumer_at", u32::MAX),
+        (batched(4, 8), "producer_at", 8),
+        (batched(4, u32::MAX), "producer_at", u32::MAX),
     ] {
         let name = names.next();
         match Queue::<u64, Mpmc>::create_with(&name, options) {
-            Err(CreateError::InvalidWakeThreshold { threshold: t, capacity }) => {
-                assert_eq!((t, capacity), (threshold, 8), "{options:?}")
+            Err(CreateError::InvalidWakeThreshold { which: w, threshold: t, bound }) => {
+                assert_eq!((w, t, bound), (which, threshold, 8), "{options:?}")
             }
             other => panic!("{options:?}: {other:?}"),
         }
@@ -572,6 +578,19 @@ fn error_display_strings_are_single_clean_lines() {
         (
             Queue::<u64, Spsc>::on_heap(QueueOptions::new(3)).unwrap_err().to_string(),
             "unsupported capacity 3: it must be a power of two between 1 and 1073741824".into(),
+        ),
+        (
+            // No power of two lies above this depth: it is refused by its own value, not as 0.
+            Queue::<u64, Spsc>::on_heap(QueueOptions::with_depth(usize::MAX)).unwrap_err().to_string(),
+            format!("unsupported capacity {}: it must be a power of two between 1 and 1073741824", usize::MAX),
+        ),
+        (
+            Queue::<u64, Spsc>::on_heap(
+                QueueOptions::new(8).wake(WakePolicy::Batched { consumer_at: 4, producer_at: 8 }),
+            )
+            .unwrap_err()
+            .to_string(),
+            "wake threshold 8 for producer_at is outside 0..=7 (the queue holds at most 8 items)".into(),
         ),
         (Queue::<u64, Mpmc>::open(&name).unwrap_err().to_string(), "segment holds a SPSC ring, expected MPMC".into()),
         (
