@@ -12,9 +12,13 @@
 //!   empty: a short adaptive spin where it can pay, then a *shared* futex sleep. Nobody makes a
 //!   system call while nobody sleeps. See [`WakePolicy`] for batching wake-ups.
 //! - **Close, poison, dead peers**: the last producer out closes the queue (consumers drain,
-//!   then get [`PopError::Disconnected`]); [`Queue::poison`] breaks it for everyone; an end
-//!   whose process died (pid + start time, from `/proc`) is detected by sleepers, which poison
-//!   the queue and report [`PopError::PeerDead`] / [`PushError::PeerDead`].
+//!   then get [`PopError::Disconnected`]), for good: when producers attach one after another,
+//!   keep one end (the creator's own, say) until all have attached. [`Queue::poison`] breaks
+//!   it for everyone. An end whose process died (pid + start time, from `/proc`) is found by
+//!   the other side's waiting calls, within about the re-check period
+//!   ([`QueueOptions::recheck`]; time asleep in calls with shorter timeouts adds up): they
+//!   poison the queue and report [`PopError::PeerDead`] / [`PushError::PeerDead`]. The `try_`
+//!   calls never check, and a poisoned queue delivers nothing more, to any end.
 //! - **Untrusted memory**: capacity and mask come from each handle's own copy; nothing read
 //!   from a segment can send an access out of bounds. Bounds, not more: a process that
 //!   rewrites a ring's indices can make two ends see the same slot at once (torn items, or a
@@ -28,7 +32,7 @@
 //! Two processes sharing a queue by name:
 //!
 //! ```
-//! use shm_queue::{Queue, Spsc};
+//! use shm_queue::{PopError, Queue, Spsc};
 //!
 //! let name = format!("/shmpipe-doc-{}", std::process::id());
 //! let queue = Queue::<u64, Spsc>::create(&name, 1024)?;
@@ -46,8 +50,14 @@
 //!     pid => {
 //!         let mut rx = queue.consumer()?;
 //!         let mut sum = 0;
-//!         while let Ok(v) = rx.pop() {
-//!             sum += v;
+//!         loop {
+//!             match rx.pop() {
+//!                 Ok(v) => sum += v,
+//!                 // Every producer has left and the ring is drained: the normal end.
+//!                 Err(PopError::Disconnected) => break,
+//!                 // `PeerDead`: the producer died without leaving; `Poisoned`.
+//!                 Err(broken) => return Err(broken.into()),
+//!             }
 //!         }
 //!         assert_eq!(sum, (0..10_000).sum::<u64>());
 //!         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
@@ -57,7 +67,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Element types must be `Pod`; a `String` is refused at compile time:
+//! Your own element types derive [`Pod`] and [`Zeroable`] (`#[repr(C)]`, no padding). The
+//! derives expand to paths into `bytemuck`, so a crate that uses them depends on it directly:
+//! `bytemuck = { version = "1", features = ["derive"] }` (the example above also uses
+//! `libc` for its `fork`). Element types must be `Pod`; a `String` is refused at compile time:
 //!
 //! ```compile_fail
 //! let q = shm_queue::Queue::<String, shm_queue::Spsc>::create("/x", 8);
