@@ -1,4 +1,5 @@
-//! What both ends share: the ring, their slot in the endpoint table, and detaching on drop.
+//! What both ends share: the ring, their slot in the endpoint table, and detaching on drop
+//! (poisoning first when the drop comes from a panic).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,7 +158,14 @@ impl<T> Drop for Attached<T> {
         if !endpoint::owned_by_me(ctl, self.slot) {
             return;
         }
-        if endpoint::detach(ctl, self.slot, self.role) {
+        // An end dropped while its thread unwinds from a panic did not finish its work: the
+        // other side must not take a cut-short stream for a complete one (`Disconnected`), so
+        // the queue is poisoned first, as a `Mutex` is.
+        let unfinished = std::thread::panicking();
+        if unfinished {
+            endpoint::poison(ctl, None);
+        }
+        if endpoint::detach(ctl, self.slot, self.role) || unfinished {
             wake_everyone(ctl);
         }
     }

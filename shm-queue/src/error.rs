@@ -256,7 +256,8 @@ pub enum PushError<T> {
     /// Every consumer has left.
     #[error("every consumer has left the queue")]
     Disconnected(T),
-    /// The queue was poisoned.
+    /// The queue was poisoned: by [`poison`](crate::Queue::poison), or by an end dropped while
+    /// its thread panicked (its stream was cut short).
     #[error("the queue is poisoned")]
     Poisoned(T),
     /// A consumer process died without detaching; the queue is now poisoned.
@@ -312,7 +313,8 @@ pub enum PopError {
     /// Every producer has left and the ring is drained.
     #[error("every producer has left and the queue is drained")]
     Disconnected,
-    /// The queue was poisoned.
+    /// The queue was poisoned: by [`poison`](crate::Queue::poison), or by an end dropped while
+    /// its thread panicked (its stream was cut short).
     #[error("the queue is poisoned")]
     Poisoned,
     /// A producer process died without detaching; the queue is now poisoned.

@@ -14,7 +14,8 @@
 //! - **Close, poison, dead peers**: the last producer out closes the queue (consumers drain,
 //!   then get [`PopError::Disconnected`]), for good: when producers attach one after another,
 //!   keep one end (the creator's own, say) until all have attached. [`Queue::poison`] breaks
-//!   it for everyone. An end whose process died (pid + start time, from `/proc`) is found by
+//!   it for everyone, and so does an end dropped while its thread panics (a stream cut short
+//!   must not look like one that ended). An end whose process died (pid + start time, from `/proc`) is found by
 //!   the other side's waiting calls, within about the re-check period
 //!   ([`QueueOptions::recheck`]; time asleep in calls with shorter timeouts adds up): they
 //!   poison the queue and report [`PopError::PeerDead`] / [`PushError::PeerDead`]. The `try_`

@@ -5,6 +5,8 @@
 //! - An end whose process died without detaching (SIGKILL, or exit without dropping it) is
 //!   found by a sleeper on the other side, which poisons the queue and reports `PeerDead` with
 //!   the dead pid, also when the dead producer held an uncommitted multi-producer claim.
+//! - An end dropped while its process panics poisons the queue (a cut-short stream is not a
+//!   closed one).
 //! - A stopped (SIGSTOP) process is not dead.
 //! - `poison` wakes every sleeper, in every process.
 //! - An end inherited through `fork` and dropped in the child does not close the queue, and a
@@ -86,6 +88,38 @@ fn last_producer_dropped_consumer_drains_then_gets_disconnected<K: Kind>(produce
     assert_eq!(rx.pop_into(&mut [0; 4]), Err(PopError::Disconnected));
     assert!(queue.stats().producers_gone);
     assert_eq!(queue.producer().unwrap_err(), AttachError::Closed { role: "producer" });
+}
+
+/// A producer process whose code panics mid-stream drops its end while unwinding: the consumer
+/// gets `Poisoned`, not the `Disconnected` of a stream that ended, and a producer's panic
+/// likewise shows to the other side as a broken queue, not a closed one.
+fn end_dropped_by_a_panic_poisons_the_queue<K: Kind>() {
+    let name = support::shm_name();
+    let queue = Queue::<u64, K>::create(&name, 64).unwrap();
+    let mut rx = queue.consumer().unwrap();
+    let producer = support::fork(|| {
+        let queue = Queue::<u64, K>::open(&name).unwrap();
+        let mut tx = queue.producer().unwrap();
+        for i in 0..3 {
+            tx.push(i).unwrap();
+        }
+        panic!("the producer gives up after 3 items (expected by the test)");
+    });
+    assert_eq!(producer.wait(), Status::Exited(support::PANICKED));
+    assert_eq!(rx.pop_timeout(WATCHDOG), Err(PopError::Poisoned));
+    let stats = queue.stats();
+    assert!(stats.poisoned && stats.dead_peer.is_none(), "{stats:?}");
+    // The mirror image: a consumer that panics leaves its producers a broken queue too.
+    let name = support::shm_name();
+    let queue = Queue::<u64, K>::create(&name, 64).unwrap();
+    let mut tx = queue.producer().unwrap();
+    let consumer = support::fork(|| {
+        let queue = Queue::<u64, K>::open(&name).unwrap();
+        let _rx = queue.consumer().unwrap();
+        panic!("the consumer gives up at once (expected by the test)");
+    });
+    assert_eq!(consumer.wait(), Status::Exited(support::PANICKED));
+    assert_eq!(tx.push_timeout(1, WATCHDOG), Err(PushError::Poisoned(1)));
 }
 
 fn last_producer_leaving_wakes_a_sleeping_consumer<K: Kind>() {
@@ -537,6 +571,8 @@ instantiate! {
         consumer_killed_while_producer_sleeps_gives_peer_dead::<Spsc>();
     mpmc_consumer_killed_while_producer_sleeps_gives_peer_dead =>
         consumer_killed_while_producer_sleeps_gives_peer_dead::<Mpmc>();
+    spsc_end_dropped_by_a_panic_poisons_the_queue => end_dropped_by_a_panic_poisons_the_queue::<Spsc>();
+    mpmc_end_dropped_by_a_panic_poisons_the_queue => end_dropped_by_a_panic_poisons_the_queue::<Mpmc>();
     spsc_short_timeouts_still_find_a_dead_producer => short_timeouts_still_find_a_dead_producer::<Spsc>();
     mpmc_short_timeouts_still_find_a_dead_producer => short_timeouts_still_find_a_dead_producer::<Mpmc>();
     spsc_short_timeouts_still_find_a_dead_consumer => short_timeouts_still_find_a_dead_consumer::<Spsc>();
@@ -593,6 +629,8 @@ fn main() {
         mpmc_producer_killed_while_consumer_sleeps_gives_peer_dead,
         spsc_consumer_killed_while_producer_sleeps_gives_peer_dead,
         mpmc_consumer_killed_while_producer_sleeps_gives_peer_dead,
+        spsc_end_dropped_by_a_panic_poisons_the_queue,
+        mpmc_end_dropped_by_a_panic_poisons_the_queue,
         spsc_short_timeouts_still_find_a_dead_producer,
         mpmc_short_timeouts_still_find_a_dead_producer,
         spsc_short_timeouts_still_find_a_dead_consumer,
