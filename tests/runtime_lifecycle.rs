@@ -24,6 +24,7 @@ fn main() {
     }
     support::main(cases![
         spawn_then_join_returns_the_entry_result,
+        an_entry_of_another_builder_is_refused,
         a_run_refuses_to_start_beside_another_thread,
         stage_error_fails_the_run_naming_the_stage,
         stage_panic_fails_the_run_with_code_101,
@@ -74,6 +75,30 @@ fn spawn_then_join_returns_the_entry_result() {
     let prefix = run.prefix().to_owned();
     run.finish().unwrap();
     assert!(shm_queue::list(&prefix).unwrap().is_empty(), "finish removes every segment");
+}
+
+fn ten_times(_run: &RunHandle, n: u64) -> StageResult {
+    Ok(n * 10)
+}
+
+/// An entry point of another builder names another function by its index in this run (here
+/// both are index 0 and take a u64): `spawn` refuses it rather than run the wrong function.
+fn an_entry_of_another_builder_is_refused() {
+    let mut other = Runtime::builder();
+    let foreign = other.register("ten_times", ten_times);
+    let mut rt = Runtime::builder();
+    let answer = rt.register("answer", answer);
+    let run = rt.start().unwrap();
+    match run.spawn(foreign, &5u64) {
+        Err(e @ RuntimeError::ForeignEntry { index: 0 }) => {
+            assert_eq!(e.to_string(), "entry point 0 was registered with another Runtime builder than this run's")
+        }
+        Err(e) => panic!("expected ForeignEntry, got {e}"),
+        Ok(stage) => panic!("ran another builder's entry point: {:?}", stage.join()),
+    }
+    // The run is not harmed: its own entry still runs.
+    assert_eq!(run.spawn(answer, &41u64).unwrap().join().unwrap().result, 42);
+    run.finish().unwrap();
 }
 
 fn fail(_run: &RunHandle, _: u64) -> StageResult {

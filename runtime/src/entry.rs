@@ -4,6 +4,7 @@
 //! inherited by `fork` can; arguments travel as plain old data.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -12,15 +13,24 @@ use crate::handle::RunHandle;
 
 /// A registered entry point taking arguments of type `A`. Plain data itself, so a stage can
 /// pass it on in another stage's arguments (a stage that spawns more of its own kind).
-#[repr(transparent)]
+///
+/// It names its function by index in the builder that registered it, and carries that
+/// builder's number: a run refuses an entry of another builder (`ForeignEntry`), whose index
+/// would name some other function here.
+#[repr(C)]
 pub struct Entry<A> {
     index: u32,
+    registry: u32,
     _args: PhantomData<fn(A)>,
 }
 
 impl<A> Entry<A> {
     pub(crate) fn index(self) -> u32 {
         self.index
+    }
+
+    pub(crate) fn registry(self) -> u32 {
+        self.registry
     }
 }
 
@@ -37,8 +47,9 @@ impl<A> std::fmt::Debug for Entry<A> {
     }
 }
 
-// SAFETY: `repr(transparent)` over a u32 (PhantomData is zero-sized): every bit pattern is a
-// valid value, and there is no padding. An index that names no entry is refused by the server.
+// SAFETY: `repr(C)` over two u32 (PhantomData is zero-sized): every bit pattern is a valid
+// value, and there is no padding. An index that names no entry is refused by the server, and
+// one of another builder by `spawn`.
 unsafe impl<A: 'static> Zeroable for Entry<A> {}
 // SAFETY: as above; Copy and 'static.
 unsafe impl<A: 'static> Pod for Entry<A> {}
@@ -46,9 +57,20 @@ unsafe impl<A: 'static> Pod for Entry<A> {}
 type Erased = Box<dyn Fn(&RunHandle, &[u8]) -> StageResult>;
 
 /// The entry points of a run, in registration order.
-#[derive(Default)]
 pub(crate) struct Registry {
+    /// This builder's number, unique in the process (registries of other processes never meet
+    /// this run's: stages are forked from its root).
+    id: u32,
     entries: Vec<(&'static str, Erased)>,
+}
+
+/// The next registry's number; 0 is never handed out.
+static NEXT_REGISTRY: AtomicU32 = AtomicU32::new(1);
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self { id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed), entries: Vec::new() }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -69,7 +91,11 @@ impl Registry {
                 f(run, bytemuck::pod_read_unaligned(bytes))
             }),
         ));
-        Entry { index, _args: PhantomData }
+        Entry { index, registry: self.id, _args: PhantomData }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     pub fn get(&self, index: u32) -> Option<&(&'static str, Erased)> {

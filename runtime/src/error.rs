@@ -96,6 +96,12 @@ pub enum RuntimeError {
         /// The limit.
         max: usize,
     },
+    /// `spawn` was given an entry point registered with another builder than this run's.
+    #[error("entry point {index} was registered with another Runtime builder than this run's")]
+    ForeignEntry {
+        /// Its index in the builder that made it.
+        index: u32,
+    },
     /// A handle named a stage that does not exist.
     #[error("no stage {0} in this run")]
     NoSuchStage(StageId),

@@ -26,6 +26,8 @@ pub struct RunHandle {
     pub(crate) table: Table,
     pub(crate) spawn_queue: Queue<SpawnRequest, Mpsc>,
     pub(crate) entry_names: Arc<Vec<&'static str>>,
+    /// The number of the builder whose entry points this run knows.
+    pub(crate) registry: u32,
     pub(crate) stage: StageId,
     /// The fork server's pid as the root knows it (it forked it); 0 in the server and the
     /// stages, which read the table's.
@@ -62,8 +64,12 @@ impl RunHandle {
     /// starts about a fork later. Any process of the run may spawn.
     ///
     /// # Errors
-    /// `ArgsTooLarge`, `TooManyStages`, the run's failure if it has failed, `ServerGone`.
+    /// `ForeignEntry`, `ArgsTooLarge`, `TooManyStages`, the run's failure if it has failed,
+    /// `ServerGone`.
     pub fn spawn<A: Pod>(&self, entry: Entry<A>, args: &A) -> Result<StageHandle<'_>, RuntimeError> {
+        if entry.registry() != self.registry {
+            return Err(RuntimeError::ForeignEntry { index: entry.index() });
+        }
         let bytes = bytemuck::bytes_of(args);
         if bytes.len() > ARGS_MAX {
             return Err(RuntimeError::ArgsTooLarge { len: bytes.len(), max: ARGS_MAX });

@@ -136,8 +136,15 @@ impl Runtime {
                 return Err(e.into());
             }
         };
-        let mut handle =
-            RunHandle { prefix, table, spawn_queue, entry_names: Arc::new(self.registry.names()), stage: 0, server: 0 };
+        let mut handle = RunHandle {
+            prefix,
+            table,
+            spawn_queue,
+            entry_names: Arc::new(self.registry.names()),
+            registry: self.registry.id(),
+            stage: 0,
+            server: 0,
+        };
         // Text still buffered for stdout would be written again by the server, and by every
         // stage forked from it, when they exit.
         let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -135,6 +135,8 @@ struct StageArgs {
     stage_size: u32,
     queue_depth: u32,
     sqrt_cutoff: u32,
+    /// Spelled out, as `Pod` wants no hidden padding.
+    _padding: u32,
 }
 
 /// How many items a stage that is about to wait on its input must have queued for its
@@ -261,6 +263,7 @@ fn drive(
             stage_size: config.stage_size as u32,
             queue_depth: config.queue_depth as u32,
             sqrt_cutoff: u32::from(config.sqrt_cutoff),
+            _padding: 0,
         },
     )?;
     // Primes until the end mark, then report words until the sink closes.
