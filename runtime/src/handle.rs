@@ -191,6 +191,20 @@ impl RunHandle {
         }
     }
 
+    /// Sleeps on `word` until it moves from `seen` or the re-check period passes, then looks
+    /// at the run's health if nothing happened. The root first asks the kernel about its
+    /// server (one `waitid`): a server that died while the root waited on something else (a
+    /// queue, say), which spent its SIGCHLD, is reported now, not a re-check period later.
+    fn sleep_then_check(&self, word: &AtomicU32, waiters: &AtomicU32, seen: u32) -> Result<(), RuntimeError> {
+        if self.server != 0 {
+            if let Some(failure) = self.health() {
+                return Err(failure);
+            }
+        }
+        sleep_on(word, waiters, seen, RECHECK);
+        self.check_server(word, seen)
+    }
+
     /// After a wait on `word` (last seen at `seen`): if nothing happened (it timed out, or the
     /// root's SIGCHLD cut it short), the run's [`health`](Self::health). Once the server is
     /// dead, every stage has died with it and nobody will record their ends: a wait for one
@@ -241,8 +255,7 @@ impl StageHandle<'_> {
             if let Some(failure) = self.run.failure() {
                 return Err(failure);
             }
-            sleep_on(&entry.seq, &entry.waiters, seen, RECHECK);
-            self.run.check_server(&entry.seq, seen)?;
+            self.run.sleep_then_check(&entry.seq, &entry.waiters, seen)?;
         }
     }
 
@@ -275,8 +288,7 @@ impl StageHandle<'_> {
                 }
                 return Ok(StageExit { status, result: entry.result.load(Ordering::Relaxed) });
             }
-            sleep_on(&entry.seq, &entry.waiters, seen, RECHECK);
-            self.run.check_server(&entry.seq, seen)?;
+            self.run.sleep_then_check(&entry.seq, &entry.waiters, seen)?;
         }
     }
 
