@@ -29,13 +29,26 @@
 //! - **Cleanup**: [`Run::finish`] and `Drop for Run` remove every segment of the run.
 //!
 //! The root must be single-threaded when it starts the run ([`Runtime::start`] refuses with
-//! [`RuntimeError::BadStart`] otherwise), and no process of the run starts threads of its own:
-//! `fork` copies only the calling thread.
+//! [`RuntimeError::BadStart`] otherwise): the fork server is forked from it, and `fork` copies
+//! only the calling thread. After that only the server forks, and it runs no code of yours,
+//! so the root and the stages may start threads of their own.
+//!
+//! A stage's failure reaches its peers through the queues only once the runtime has recorded
+//! it. A stage that panics poisons the queues it holds as it unwinds, but one that returns
+//! `Err` has already dropped its ends, which closes them: a consumer may see a normal end
+//! ([`PopError::Disconnected`](shm_queue::PopError::Disconnected)) of a stream cut short.
+//! Trust a stream's end only once [`StageHandle::join`] (or [`Run::finish`]) says the run went
+//! well, or [`poison`](shm_queue::Producer::poison) your output before returning an error.
 //!
 //! # A two-stage pipeline
-//! ```no_run
+//! A stage makes numbers, a stage doubles them, the root sums them. The root only reads: a
+//! single-threaded root that both fed and drained a pipeline would deadlock as soon as more
+//! items were in flight than the rings hold. Stage arguments are plain data: the example
+//! derives `bytemuck::Pod`, for which a crate adds `bytemuck = { version = "1", features =
+//! ["derive"] }` to its own dependencies.
+//! ```
 //! use runtime::{QueueName, RunHandle, Runtime, StageResult};
-//! use shm_queue::{Mpsc, Queue, QueueOptions, Spsc};
+//! use shm_queue::{PopError, Queue, QueueOptions, Spsc};
 //!
 //! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 //! #[repr(C)]
@@ -44,30 +57,47 @@
 //!     output: QueueName,
 //! }
 //!
+//! fn numbers(_run: &RunHandle, output: QueueName) -> StageResult {
+//!     let mut tx = Queue::<u64, Spsc>::open(output.as_str())?.producer()?;
+//!     for i in 0..100_000 {
+//!         tx.push(i)?;
+//!     }
+//!     Ok(0) // dropping `tx` ends the stream
+//! }
+//!
 //! fn double(_run: &RunHandle, args: Args) -> StageResult {
 //!     let mut rx = Queue::<u64, Spsc>::open(args.input.as_str())?.consumer()?;
 //!     let mut tx = Queue::<u64, Spsc>::open(args.output.as_str())?.producer()?;
-//!     while let Ok(v) = rx.pop() {
-//!         tx.push(v * 2)?;
+//!     loop {
+//!         match rx.pop() {
+//!             Ok(v) => tx.push(v * 2)?,
+//!             Err(PopError::Disconnected) => return Ok(0), // the stream ended
+//!             Err(broken) => return Err(broken.into()),   // poisoned, or a peer died
+//!         }
 //!     }
-//!     Ok(0)
 //! }
 //!
 //! let mut builder = Runtime::builder();
+//! let numbers = builder.register("numbers", numbers);
 //! let double = builder.register("double", double);
 //! let run = builder.start()?;
-//! let (input, input_name) = run.create_queue::<u64, Spsc>(QueueOptions::new(64))?;
-//! let (output, output_name) = run.create_queue::<u64, Spsc>(QueueOptions::new(64))?;
-//! let stage = run.spawn(double, &Args { input: input_name, output: output_name })?;
-//! let mut tx = input.producer()?;
+//! let (_input, input_name) = run.create_queue::<u64, Spsc>(QueueOptions::new(1024))?;
+//! let (output, output_name) = run.create_queue::<u64, Spsc>(QueueOptions::new(1024))?;
+//! let source = run.spawn(numbers, &input_name)?;
+//! let doubler = run.spawn(double, &Args { input: input_name, output: output_name })?;
 //! let mut rx = output.consumer()?;
-//! for i in 0..10 {
-//!     tx.push(i)?;
+//! let mut sum = 0;
+//! loop {
+//!     match rx.pop() {
+//!         Ok(v) => sum += v,
+//!         Err(PopError::Disconnected) => break,
+//!         // A queue error is most often the echo of a stage's failure: report that instead.
+//!         Err(broken) => return Err(run.failure().map_or_else(|| broken.into(), Into::into)),
+//!     }
 //! }
-//! drop(tx);
-//! let sum: u64 = std::iter::from_fn(|| rx.pop().ok()).sum();
-//! assert_eq!(sum, 90);
-//! stage.join()?;
+//! source.join()?;
+//! doubler.join()?; // now the stream's end is known to be its real end
+//! assert_eq!(sum, 99_999 * 100_000);
 //! run.finish()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
