@@ -106,6 +106,9 @@ macro_rules! shared_end_api {
 
             #[doc = concat!("Gives this end up for another process to [`", $adopt, "`](crate::Queue::", $adopt, ").")]
             /// The queue stays open in between: the handed-over end still counts as attached.
+            /// So every token must be adopted (and the end dropped, if unwanted): one that
+            /// nobody adopts keeps the queue open on that side for good, and the other side
+            /// waits for ever, as no dead owner can be found (the giver may well exit first).
             /// Only the process that attached (or adopted) the end can give it up: called on a
             /// copy inherited through `fork`, it hands over nothing, and adopting the token
             /// fails with `NoPendingHandover`.
