@@ -46,6 +46,7 @@ fn main() {
         a_root_whose_children_go_to_another_pid_namespace_cannot_start_a_run,
         a_stage_requested_just_before_finish_still_runs,
         one_run_at_a_time_and_none_from_a_stage,
+        a_stage_cannot_join_itself,
         text_buffered_for_stdout_before_the_start_is_written_once,
         the_roots_signal_dispositions_are_its_own_again_after_the_run,
         a_failure_whose_recorder_never_finished_is_still_reported,
@@ -906,6 +907,22 @@ fn a_stage_requested_just_before_finish_still_runs() {
     run.spawn(requester, &LateArgs { output, writer }).unwrap();
     run.finish().unwrap();
     assert_eq!(rx.try_pop(), Ok(7), "the stage asked for last ran before the run ended");
+}
+
+/// Joins its own handle, which could never end: refused.
+fn self_joiner(run: &RunHandle, _: u64) -> StageResult {
+    match run.stage(run.stage_id())?.join() {
+        Err(RuntimeError::JoinSelf(id)) if id == run.stage_id() => Ok(1),
+        other => Err(format!("joining itself: {other:?}").into()),
+    }
+}
+
+fn a_stage_cannot_join_itself() {
+    let mut rt = Runtime::builder();
+    let self_joiner = rt.register("self_joiner", self_joiner);
+    let run = rt.start().unwrap();
+    assert_eq!(run.spawn(self_joiner, &0u64).unwrap().join().unwrap().result, 1);
+    run.finish().unwrap();
 }
 
 /// Starts a run of its own: a stage may not.

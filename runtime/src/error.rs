@@ -102,6 +102,9 @@ pub enum RuntimeError {
         /// Its index in the builder that made it.
         index: u32,
     },
+    /// A stage asked to join itself, which would wait for ever.
+    #[error("stage {0} cannot join itself")]
+    JoinSelf(StageId),
     /// A handle named a stage that does not exist.
     #[error("no stage {0} in this run")]
     NoSuchStage(StageId),

@@ -266,8 +266,12 @@ impl StageHandle<'_> {
     /// as soon as it is recorded, even while this stage still runs: the run is being stopped.
     /// A stage that ended badly is such a failure. `ServerGone` if the fork server died before
     /// the stage ended (it died with the server; found within a second, at once in a root,
-    /// whose waits SIGCHLD interrupts).
+    /// whose waits SIGCHLD interrupts). `JoinSelf` for a stage's own handle, whose join could
+    /// never end.
     pub fn join(self) -> Result<StageExit, RuntimeError> {
+        if self.id == self.run.stage {
+            return Err(RuntimeError::JoinSelf(self.id));
+        }
         let entry = self.run.table.stage(self.id).ok_or(RuntimeError::NoSuchStage(self.id))?;
         loop {
             let seen = entry.seq.load(Ordering::SeqCst);
