@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::control::{Control, PEER_DEAD};
+use crate::control::{Control, PEER_DEAD, POISONED};
 use crate::endpoint::{self, Role};
 use crate::ring::RawRing;
 use crate::stats::QueueStats;
@@ -47,6 +47,15 @@ impl<T> Attached<T> {
         } else {
             None
         }
+    }
+
+    /// Looks for a dead end of `peers` now, poisoning the queue if one is found (as a waiting
+    /// call does at each re-check), then says whether the queue is broken: `Some(cause)`, with
+    /// the dead peer's pid when that is why.
+    pub fn check_peers(&self, peers: Role) -> Option<Option<u32>> {
+        let ctl = self.control();
+        endpoint::reap_dead(ctl, peers);
+        (ctl.state.flags.load(Ordering::Acquire) & POISONED != 0).then(|| self.poison_cause())
     }
 
     pub fn poison(&self) {

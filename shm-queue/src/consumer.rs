@@ -210,6 +210,39 @@ impl<T: Pod, K: Kind> Consumer<T, K> {
         }
     }
 
+    /// Looks for a producer that died without detaching, now. Waiting calls do this every
+    /// re-check period, but the `try_` calls never do: a consumer that only polls calls this
+    /// now and then instead (it reads `/proc` once per producer: every few milliseconds, not
+    /// per item). A dead producer poisons the queue, as a waiting call would have.
+    ///
+    /// ```
+    /// use shm_queue::{PopError, Queue, QueueOptions, Spsc};
+    /// let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::new(8))?;
+    /// let (_tx, mut rx) = (queue.producer()?, queue.consumer()?);
+    /// let mut empty_polls = 0u32;
+    /// while let Err(PopError::Empty) = rx.try_pop() {
+    ///     empty_polls += 1;
+    ///     if empty_polls % 1024 == 0 {
+    ///         rx.check_peers()?; // the producer lives here, so this polls on
+    ///     }
+    ///     if empty_polls == 4096 {
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `PeerDead` (a producer died; the queue is now poisoned) or `Poisoned`. A queue every
+    /// producer has left is not an error here; the next pop says `Disconnected` once drained.
+    pub fn check_peers(&self) -> Result<(), PopError> {
+        match self.end.check_peers(crate::endpoint::Role::Producer) {
+            None => Ok(()),
+            Some(Some(pid)) => Err(PopError::PeerDead { pid }),
+            Some(None) => Err(PopError::Poisoned),
+        }
+    }
+
     /// Whether no item is ready now (a snapshot: producers may publish right after).
     pub fn is_empty(&self) -> bool {
         !self.end.ring.item_ready(&self.cursor)

@@ -19,7 +19,10 @@
 //!   the other side's waiting calls, within about the re-check period
 //!   ([`QueueOptions::recheck`]; time asleep in calls with shorter timeouts adds up): they
 //!   poison the queue and report [`PopError::PeerDead`] / [`PushError::PeerDead`]. The `try_`
-//!   calls never check, and a poisoned queue delivers nothing more, to any end.
+//!   calls never check (a poller calls [`Consumer::check_peers`] / [`Producer::check_peers`]
+//!   now and then), and a poisoned queue delivers nothing more, to any end. Nothing can tell
+//!   a peer that has not attached yet from one that never will: wait with a timeout where
+//!   that matters.
 //! - **Untrusted memory**: capacity and mask come from each handle's own copy; nothing read
 //!   from a segment can send an access out of bounds. Bounds, not more: a process that
 //!   rewrites a ring's indices can make two ends see the same slot at once (torn items, or a

@@ -214,6 +214,39 @@ impl<T: Pod, K: Kind> Producer<T, K> {
         }
     }
 
+    /// Looks for a consumer that died without detaching, now. Waiting calls do this every
+    /// re-check period, but the `try_` calls never do: a producer that only polls calls this
+    /// now and then instead (it reads `/proc` once per consumer: every few milliseconds, not
+    /// per item). A dead consumer poisons the queue, as a waiting call would have.
+    ///
+    /// ```
+    /// use shm_queue::{PushError, Queue, QueueOptions, Spsc};
+    /// let queue = Queue::<u64, Spsc>::on_heap(QueueOptions::new(2))?;
+    /// let (mut tx, _rx) = (queue.producer()?, queue.consumer()?);
+    /// let mut polls = 0u32;
+    /// while let Err(PushError::Full(_)) | Ok(()) = tx.try_push(7) {
+    ///     polls += 1;
+    ///     if polls % 1024 == 0 {
+    ///         tx.check_peers()?; // the consumer lives here, so this polls on
+    ///     }
+    ///     if polls == 4096 {
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `PeerDead` (a consumer died; the queue is now poisoned) or `Poisoned`. A queue every
+    /// consumer has left is not an error here; the next push says `Disconnected`.
+    pub fn check_peers(&self) -> Result<(), PushError<()>> {
+        match self.end.check_peers(crate::endpoint::Role::Consumer) {
+            None => Ok(()),
+            Some(Some(pid)) => Err(PushError::PeerDead { pid, item: () }),
+            Some(None) => Err(PushError::Poisoned(())),
+        }
+    }
+
     /// Wakes sleeping consumers if the ring holds anything, whatever the wake policy. Call it
     /// before waiting on something other than this queue under [`WakePolicy::Batched`].
     pub fn flush(&mut self) {

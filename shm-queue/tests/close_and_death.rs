@@ -318,6 +318,33 @@ fn short_timeouts_still_find_a_dead_consumer<K: Kind>() {
     assert_eq!(outcome, Some(Err(PushError::PeerDead { pid: dead, item: 3 })));
 }
 
+/// A poller that never waits (only `try_` calls) finds a dead peer by asking: the `try_`
+/// calls themselves never look, `check_peers` does, poisons the queue, and says who died.
+fn check_peers_finds_what_polling_does_not<K: Kind>() {
+    let name = support::shm_name();
+    let queue = Queue::<u64, K>::create(&name, 2).unwrap();
+    let mut rx = queue.consumer().unwrap();
+    let mut tx = queue.producer().unwrap();
+    tx.push(1).and_then(|()| tx.push(2)).unwrap();
+    let attached = Pipe::new();
+    let peers = support::fork(|| {
+        let queue = Queue::<u64, K>::open(&name).unwrap();
+        let _both = (queue.producer().unwrap(), queue.consumer().unwrap());
+        attached.send(1);
+        pause_forever();
+    });
+    let dead = peers.pid() as u32;
+    attached.recv();
+    assert_eq!(tx.check_peers(), Ok(()), "every consumer lives");
+    assert_eq!(rx.check_peers(), Ok(()), "every producer lives");
+    peers.signal(libc::SIGKILL);
+    assert_eq!(peers.wait(), Status::Signaled(libc::SIGKILL));
+    assert_eq!(tx.try_push(3), Err(PushError::Full(3)), "a try_ call does not look");
+    assert_eq!(tx.check_peers(), Err(PushError::PeerDead { pid: dead, item: () }));
+    assert_eq!(rx.check_peers(), Err(PopError::PeerDead { pid: dead }));
+    assert_eq!(rx.try_pop(), Err(PopError::PeerDead { pid: dead }), "the queue is poisoned");
+}
+
 /// A poll's timeout: far below the queue's default re-check period of 100 ms.
 const SHORT_POLL: Duration = Duration::from_millis(5);
 
@@ -573,6 +600,7 @@ instantiate! {
         consumer_killed_while_producer_sleeps_gives_peer_dead::<Mpmc>();
     spsc_end_dropped_by_a_panic_poisons_the_queue => end_dropped_by_a_panic_poisons_the_queue::<Spsc>();
     mpmc_end_dropped_by_a_panic_poisons_the_queue => end_dropped_by_a_panic_poisons_the_queue::<Mpmc>();
+    mpmc_check_peers_finds_what_polling_does_not => check_peers_finds_what_polling_does_not::<Mpmc>();
     spsc_short_timeouts_still_find_a_dead_producer => short_timeouts_still_find_a_dead_producer::<Spsc>();
     mpmc_short_timeouts_still_find_a_dead_producer => short_timeouts_still_find_a_dead_producer::<Mpmc>();
     spsc_short_timeouts_still_find_a_dead_consumer => short_timeouts_still_find_a_dead_consumer::<Spsc>();
@@ -631,6 +659,7 @@ fn main() {
         mpmc_consumer_killed_while_producer_sleeps_gives_peer_dead,
         spsc_end_dropped_by_a_panic_poisons_the_queue,
         mpmc_end_dropped_by_a_panic_poisons_the_queue,
+        mpmc_check_peers_finds_what_polling_does_not,
         spsc_short_timeouts_still_find_a_dead_producer,
         mpmc_short_timeouts_still_find_a_dead_producer,
         spsc_short_timeouts_still_find_a_dead_consumer,
