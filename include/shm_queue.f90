@@ -189,6 +189,10 @@ module shm_queue
       import :: c_int, c_ptr
       type(c_ptr), value :: producer
     end function
+    integer(c_int) function shmq_producer_check_peers(producer) bind(c, name='shmq_producer_check_peers')
+      import :: c_int, c_ptr
+      type(c_ptr), value :: producer
+    end function
     integer(c_int) function shmq_producer_poison(producer) bind(c, name='shmq_producer_poison')
       import :: c_int, c_ptr
       type(c_ptr), value :: producer
@@ -251,6 +255,10 @@ module shm_queue
       type(c_ptr), value :: consumer
     end function
     integer(c_int) function shmq_consumer_flush(consumer) bind(c, name='shmq_consumer_flush')
+      import :: c_int, c_ptr
+      type(c_ptr), value :: consumer
+    end function
+    integer(c_int) function shmq_consumer_check_peers(consumer) bind(c, name='shmq_consumer_check_peers')
       import :: c_int, c_ptr
       type(c_ptr), value :: consumer
     end function

@@ -651,6 +651,18 @@ int shmq_abandon(struct shmq_producer *producer);
 int shmq_producer_flush(struct shmq_producer *producer);
 
 /**
+ * Looks for a consumer that died without detaching, now (see `shmq_consumer_check_peers`).
+ *
+ * Returns 0, or `SHMQ_EOWNERDEAD` (a consumer died; the queue is now poisoned),
+ * `SHMQ_ENOTRECOVERABLE` (poisoned), `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is
+ * outstanding).
+ *
+ * # Safety
+ * `producer` as for `shmq_push`.
+ */
+int shmq_producer_check_peers(const struct shmq_producer *producer);
+
+/**
  * Poisons the queue (see `shmq_poison`); an outstanding chunk is abandoned first.
  *
  * Returns 0, or `SHMQ_EINVAL` for NULL.
@@ -785,6 +797,21 @@ int shmq_release(struct shmq_consumer *consumer);
  * `consumer` as for `shmq_pop`.
  */
 int shmq_consumer_flush(struct shmq_consumer *consumer);
+
+/**
+ * Looks for a producer that died without detaching, now. Blocking and timed calls do this
+ * every re-check period, but `shmq_try_pop` and the other non-blocking calls never do: a
+ * consumer that only polls calls this now and then instead (it reads `/proc` once per
+ * producer: every few milliseconds, not per record). A dead producer poisons the queue.
+ *
+ * Returns 0, or `SHMQ_EOWNERDEAD` (a producer died; the queue is now poisoned),
+ * `SHMQ_ENOTRECOVERABLE` (poisoned), `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is
+ * outstanding).
+ *
+ * # Safety
+ * `consumer` as for `shmq_pop`.
+ */
+int shmq_consumer_check_peers(const struct shmq_consumer *consumer);
 
 /**
  * Poisons the queue (see `shmq_poison`); an outstanding chunk is released first.

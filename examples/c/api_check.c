@@ -1,13 +1,17 @@
 /*
  * api_check.c: checks the return codes of shm_queue.h in a single process, one call at a
  * time: argument checks, mismatches on open, full and empty rings, timeouts, chunks, closing,
- * poisoning, names. Run by shm-queue-ffi/tests/c_interop.rs as `api_check NAME` (NAME is a
+ * poisoning, dead peers, names. Run by shm-queue-ffi/tests/c_interop.rs as `api_check NAME` (NAME is a
  * fresh segment name; everything created is removed again).
  */
+#define _POSIX_C_SOURCE 200809L /* fork, kill, pipe under -std=c11 */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "shm_queue.h"
 
@@ -111,6 +115,8 @@ int main(int argc, char **argv) {
     EXPECT(shmq_producer_attach(opened, &tx2), SHMQ_EBUSY);
     TRUE(tx2 == NULL);
     EXPECT(shmq_consumer_attach(opened, &rx), 0);
+    EXPECT(shmq_producer_check_peers(tx), 0); /* every peer lives */
+    EXPECT(shmq_consumer_check_peers(rx), 0);
 
     /* Empty. */
     record r;
@@ -210,10 +216,38 @@ int main(int argc, char **argv) {
     EXPECT(shmq_producer_close(NULL), 0);
     EXPECT(shmq_consumer_close(NULL), 0);
     EXPECT(shmq_queue_close(NULL), 0);
+    EXPECT(shmq_producer_check_peers(NULL), SHMQ_EINVAL);
+    EXPECT(shmq_consumer_check_peers(NULL), SHMQ_EINVAL);
 
     /* The creator's close removes the name. */
     EXPECT(shmq_queue_close(q), 0);
     EXPECT(shmq_unlink(name), SHMQ_ENOENT);
+
+    /* A poller finds a dead producer by asking: shmq_try_pop never looks. */
+    EXPECT(shmq_create(name, SHMQ_MPMC, 8, 16, &q), 0);
+    EXPECT(shmq_consumer_attach(q, &rx), 0);
+    int attached[2];
+    TRUE(pipe(attached) == 0);
+    fflush(stderr);
+    pid_t child = fork();
+    if (child == 0) {
+        shmq_producer *mine;
+        char ok = shmq_producer_attach(q, &mine) == 0;
+        if (write(attached[1], &ok, 1) != 1) _exit(2);
+        pause();
+        _exit(0);
+    }
+    char child_ok = 0;
+    TRUE(read(attached[0], &child_ok, 1) == 1 && child_ok);
+    TRUE(kill(child, SIGKILL) == 0 && waitpid(child, NULL, 0) == child);
+    uint64_t got;
+    EXPECT(shmq_try_pop(rx, &got), SHMQ_EAGAIN);
+    EXPECT(shmq_consumer_check_peers(rx), SHMQ_EOWNERDEAD);
+    EXPECT(shmq_try_pop(rx, &got), SHMQ_EOWNERDEAD); /* poisoned now */
+    EXPECT(shmq_consumer_close(rx), 0);
+    EXPECT(shmq_queue_close(q), 0);
+    close(attached[0]);
+    close(attached[1]);
 
     /* Poison, and a kept name. */
     EXPECT(shmq_create(other, SHMQ_MPMC, 8, 16, &q), 0);

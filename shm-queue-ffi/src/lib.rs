@@ -844,6 +844,23 @@ pub unsafe extern "C" fn shmq_producer_flush(producer: *mut ShmqProducer) -> c_i
     })
 }
 
+/// Looks for a consumer that died without detaching, now (see `shmq_consumer_check_peers`).
+///
+/// Returns 0, or `SHMQ_EOWNERDEAD` (a consumer died; the queue is now poisoned),
+/// `SHMQ_ENOTRECOVERABLE` (poisoned), `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is
+/// outstanding).
+///
+/// # Safety
+/// `producer` as for `shmq_push`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_producer_check_peers(producer: *const ShmqProducer) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or a live handle, used by this thread only, by the caller's contract.
+        let producer = unsafe { ref_arg(producer, "producer") }?;
+        producer.ops.check_peers()
+    })
+}
+
 /// Poisons the queue (see `shmq_poison`); an outstanding chunk is abandoned first.
 ///
 /// Returns 0, or `SHMQ_EINVAL` for NULL.
@@ -1092,6 +1109,26 @@ pub unsafe extern "C" fn shmq_consumer_flush(consumer: *mut ShmqConsumer) -> c_i
         // SAFETY: NULL or a live handle, used by this thread only, by the caller's contract.
         let consumer = unsafe { mut_arg(consumer, "consumer") }?;
         consumer.ops.flush()
+    })
+}
+
+/// Looks for a producer that died without detaching, now. Blocking and timed calls do this
+/// every re-check period, but `shmq_try_pop` and the other non-blocking calls never do: a
+/// consumer that only polls calls this now and then instead (it reads `/proc` once per
+/// producer: every few milliseconds, not per record). A dead producer poisons the queue.
+///
+/// Returns 0, or `SHMQ_EOWNERDEAD` (a producer died; the queue is now poisoned),
+/// `SHMQ_ENOTRECOVERABLE` (poisoned), `SHMQ_EINVAL` (NULL), `SHMQ_EBUSY` (a chunk is
+/// outstanding).
+///
+/// # Safety
+/// `consumer` as for `shmq_pop`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_consumer_check_peers(consumer: *const ShmqConsumer) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or a live handle, used by this thread only, by the caller's contract.
+        let consumer = unsafe { ref_arg(consumer, "consumer") }?;
+        consumer.ops.check_peers()
     })
 }
 

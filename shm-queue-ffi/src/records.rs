@@ -72,6 +72,7 @@ pub(crate) trait ProducerOps {
     fn commit_first(&mut self, n: usize) -> Result<(), Failure>;
     fn abort(&mut self) -> Result<(), Failure>;
     fn flush(&mut self) -> Result<(), Failure>;
+    fn check_peers(&self) -> Result<(), Failure>;
     fn poison(&mut self);
     fn stats(&self) -> Result<ShmqStats, Failure>;
 }
@@ -84,6 +85,7 @@ pub(crate) trait ConsumerOps {
     fn read(&mut self, max: usize, wait: Wait) -> Result<(*const u8, usize), Failure>;
     fn release(&mut self) -> Result<(), Failure>;
     fn flush(&mut self) -> Result<(), Failure>;
+    fn check_peers(&self) -> Result<(), Failure>;
     fn poison(&mut self);
     fn stats(&self) -> Result<ShmqStats, Failure>;
 }
@@ -386,6 +388,10 @@ where
         Ok(())
     }
 
+    fn check_peers(&self) -> Result<(), Failure> {
+        Ok(self.producer_ref()?.check_peers()?)
+    }
+
     fn poison(&mut self) {
         self.chunk = None;
         if let Ok(producer) = self.producer() {
@@ -505,6 +511,10 @@ where
     fn flush(&mut self) -> Result<(), Failure> {
         self.consumer()?.flush();
         Ok(())
+    }
+
+    fn check_peers(&self) -> Result<(), Failure> {
+        Ok(self.consumer_ref()?.check_peers()?)
     }
 
     fn poison(&mut self) {
