@@ -276,17 +276,7 @@ fn short_timeouts_still_find_a_dead_producer<K: Kind>() {
     let name = support::shm_name();
     let queue = Queue::<u64, K>::create(&name, 8).unwrap();
     let mut rx = queue.consumer().unwrap();
-    let attached = Pipe::new();
-    let producer = support::fork(|| {
-        let queue = Queue::<u64, K>::open(&name).unwrap();
-        let _tx = queue.producer().unwrap();
-        attached.send(1);
-        pause_forever();
-    });
-    let dead = producer.pid() as u32;
-    attached.recv();
-    producer.signal(libc::SIGKILL);
-    assert_eq!(producer.wait(), Status::Signaled(libc::SIGKILL));
+    let dead = a_peer_killed_holding(&name, |queue: &Queue<u64, K>| queue.producer().unwrap());
     let outcome = poll_until_not_timeout(|| match rx.pop_timeout(SHORT_POLL) {
         Err(PopError::Timeout) => None,
         other => Some(other),
@@ -300,17 +290,7 @@ fn short_timeouts_still_find_a_dead_consumer<K: Kind>() {
     let queue = Queue::<u64, K>::create(&name, 2).unwrap();
     let mut tx = queue.producer().unwrap();
     tx.push(1).and_then(|()| tx.push(2)).unwrap();
-    let attached = Pipe::new();
-    let consumer = support::fork(|| {
-        let queue = Queue::<u64, K>::open(&name).unwrap();
-        let _rx = queue.consumer().unwrap();
-        attached.send(1);
-        pause_forever();
-    });
-    let dead = consumer.pid() as u32;
-    attached.recv();
-    consumer.signal(libc::SIGKILL);
-    assert_eq!(consumer.wait(), Status::Signaled(libc::SIGKILL));
+    let dead = a_peer_killed_holding(&name, |queue: &Queue<u64, K>| queue.consumer().unwrap());
     let outcome = poll_until_not_timeout(|| match tx.push_timeout(3, SHORT_POLL) {
         Err(PushError::Timeout(_)) => None,
         other => Some(other),
@@ -326,23 +306,31 @@ fn check_peers_finds_what_polling_does_not<K: Kind>() {
     let mut rx = queue.consumer().unwrap();
     let mut tx = queue.producer().unwrap();
     tx.push(1).and_then(|()| tx.push(2)).unwrap();
-    let attached = Pipe::new();
-    let peers = support::fork(|| {
-        let queue = Queue::<u64, K>::open(&name).unwrap();
-        let _both = (queue.producer().unwrap(), queue.consumer().unwrap());
-        attached.send(1);
-        pause_forever();
-    });
-    let dead = peers.pid() as u32;
-    attached.recv();
     assert_eq!(tx.check_peers(), Ok(()), "every consumer lives");
     assert_eq!(rx.check_peers(), Ok(()), "every producer lives");
-    peers.signal(libc::SIGKILL);
-    assert_eq!(peers.wait(), Status::Signaled(libc::SIGKILL));
+    let dead =
+        a_peer_killed_holding(&name, |queue: &Queue<u64, K>| (queue.producer().unwrap(), queue.consumer().unwrap()));
     assert_eq!(tx.try_push(3), Err(PushError::Full(3)), "a try_ call does not look");
     assert_eq!(tx.check_peers(), Err(PushError::PeerDead { pid: dead, item: () }));
     assert_eq!(rx.check_peers(), Err(PopError::PeerDead { pid: dead }));
     assert_eq!(rx.try_pop(), Err(PopError::PeerDead { pid: dead }), "the queue is poisoned");
+}
+
+/// Forks a process that opens `name` and holds what `attach` makes of it (its ends), then
+/// SIGKILLs and reaps it: a peer that died without detaching. Returns its pid.
+fn a_peer_killed_holding<K: Kind, Held>(name: &str, attach: impl FnOnce(&Queue<u64, K>) -> Held) -> u32 {
+    let attached = Pipe::new();
+    let peer = support::fork(|| {
+        let queue = Queue::<u64, K>::open(name).unwrap();
+        let _held = attach(&queue);
+        attached.send(1);
+        pause_forever();
+    });
+    attached.recv();
+    let pid = peer.pid() as u32;
+    peer.signal(libc::SIGKILL);
+    assert_eq!(peer.wait(), Status::Signaled(libc::SIGKILL));
+    pid
 }
 
 /// A poll's timeout: far below the queue's default re-check period of 100 ms.
