@@ -28,6 +28,7 @@ fn main() {
         a_run_refuses_to_start_beside_another_thread,
         stage_error_fails_the_run_naming_the_stage,
         stage_panic_fails_the_run_with_code_101,
+        a_panic_mid_stream_is_the_failure_its_consumer_finds,
         the_run_reports_the_failure_that_broke_a_queue_not_the_stage_it_broke,
         chain_of_1000_stages_each_spawning_the_next_passes_a_token,
         writing_end_handed_over_through_three_generations_delivers_everything_once,
@@ -92,7 +93,7 @@ fn an_entry_of_another_builder_is_refused() {
     let run = rt.start().unwrap();
     match run.spawn(foreign, &5u64) {
         Err(e @ RuntimeError::ForeignEntry { index: 0 }) => {
-            assert_eq!(e.to_string(), "entry point 0 was registered with another Runtime builder than this run's")
+            assert_eq!(e.to_string(), "entry point 0 was not registered with this run's Runtime builder")
         }
         Err(e) => panic!("expected ForeignEntry, got {e}"),
         Ok(stage) => panic!("ran another builder's entry point: {:?}", stage.join()),
@@ -207,6 +208,61 @@ fn stage_panic_fails_the_run_with_code_101() {
         other => panic!("expected StageFailed with the panic's message, got {other:?}"),
     }
     assert!(run.finish().is_err());
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct PanicArgs {
+    output: QueueName,
+    /// 0: panic on the stage's main thread; otherwise on a thread of its own.
+    on_thread: u32,
+}
+
+/// Pushes 3 items into `output`, then panics holding its end: on its main thread, or on a
+/// thread it started (whose panic the stage itself would shrug off, returning `Ok`).
+fn panics_mid_stream(_run: &RunHandle, args: PanicArgs) -> StageResult {
+    let produce = move || -> StageResult {
+        let mut tx = Queue::<u64, Spsc>::open(args.output.as_str())?.producer()?;
+        for i in 0..3 {
+            tx.push(i)?;
+        }
+        panic!("gives up mid-stream");
+    };
+    if args.on_thread == 0 {
+        return produce();
+    }
+    let worker = std::thread::Builder::new().name("worker".into()).spawn(produce)?;
+    let _ = worker.join();
+    Ok(0)
+}
+
+/// A stage that panics mid-stream, on any of its threads: the consumer downstream (here the
+/// root) finds the queue poisoned, not closed, and the run's failure names the panic at once,
+/// without waiting: it was recorded before the unwinding dropped the end and poisoned the queue.
+fn a_panic_mid_stream_is_the_failure_its_consumer_finds() {
+    for (on_thread, expected) in [(0, "panicked at tests/runtime_lifecycle.rs:"), (1, "thread 'worker' panicked at")] {
+        let mut rt = Runtime::builder();
+        let panics = rt.register("panics_mid_stream", panics_mid_stream);
+        let run = rt.start().unwrap();
+        let (queue, name) = run.create_queue::<u64, Spsc>(QueueOptions::new(64)).unwrap();
+        let mut rx = queue.consumer().unwrap();
+        let stage = run.spawn(panics, &PanicArgs { output: name, on_thread }).unwrap().id();
+        let broken = loop {
+            if let Err(e) = rx.pop() {
+                break e;
+            }
+        };
+        assert_eq!(broken, PopError::Poisoned, "a cut-short stream is not a closed one");
+        match run.failure() {
+            Some(RuntimeError::StageFailed { stage: failed, reason: Some(reason), .. }) => {
+                assert_eq!(failed, stage);
+                assert!(reason.starts_with(expected) && reason.ends_with(": gives up mid-stream"), "{reason}");
+            }
+            other => panic!("on thread {on_thread}: the failure is not the panic: {other:?}"),
+        }
+        drop((rx, queue));
+        assert!(run.finish().is_err());
+    }
 }
 
 #[derive(Clone, Copy, Pod, Zeroable)]

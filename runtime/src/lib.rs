@@ -33,12 +33,15 @@
 //! only the calling thread. After that only the server forks, and it runs no code of yours,
 //! so the root and the stages may start threads of their own.
 //!
-//! A stage's failure reaches its peers through the queues only once the runtime has recorded
-//! it. A stage that panics poisons the queues it holds as it unwinds, but one that returns
-//! `Err` has already dropped its ends, which closes them: a consumer may see a normal end
+//! A panic on any thread of a stage fails the run: it is recorded before the unwinding drops
+//! the queue ends the thread holds, which poisons their queues, so whoever finds a queue
+//! poisoned finds the panic already in [`RunHandle::failure`]. A stage that returns `Err`
+//! instead has already dropped its ends, which closes them: a consumer may see a normal end
 //! ([`PopError::Disconnected`](shm_queue::PopError::Disconnected)) of a stream cut short.
 //! Trust a stream's end only once [`StageHandle::join`] (or [`Run::finish`]) says the run went
 //! well, or [`poison`](shm_queue::Producer::poison) your output before returning an error.
+//! A stage's threads end with it: join those that hold queue ends before returning, as ends
+//! still attached when the process exits look like a dead peer's.
 //!
 //! # A two-stage pipeline
 //! A stage makes numbers, a stage doubles them, the root sums them. The root only reads: a

@@ -9,7 +9,7 @@
 //! it reports in the run table. When a stage fails it records the failure, poisons every queue
 //! of the run (waking every sleeper), and kills the remaining stages.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_queue::{AttachError, ForkClock, Inspector, PidNamespace, PopError, ProcessId, PushError};
@@ -62,6 +62,10 @@ extern "C" fn on_sigchld(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut lib
 static CURRENT_STAGE: AtomicU32 = AtomicU32::new(0);
 /// Its entry point's name, set in the stage's process only.
 static CURRENT_ENTRY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+/// The stage's handle on its run, for the panic hook (null: not a stage). Set by `run_stage`
+/// from a handle that lives until the process exits: `run_stage` never returns, so the frame
+/// that owns it is never left.
+static STAGE_RUN: AtomicPtr<RunHandle> = AtomicPtr::new(std::ptr::null_mut());
 
 struct Server<'a> {
     run: RunHandle,
@@ -418,6 +422,9 @@ fn run_stage(
             crate::table::bump(&slot.seq, &slot.waiters);
         }
     }
+    // Only shared borrows from here on: the panic hook reads the handle through STAGE_RUN.
+    let run: &RunHandle = run;
+    STAGE_RUN.store(std::ptr::from_ref(run).cast_mut(), Ordering::SeqCst);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(run, args)));
     let (code, result, reason) = match outcome {
         Ok(Ok(value)) => (0, value, String::new()),
@@ -462,12 +469,14 @@ fn is_a_consequence(error: &(dyn std::error::Error + 'static)) -> bool {
     })
 }
 
-/// The message and place of a panic on a stage's main thread, for its failure record.
+/// The message and place of a stage's last panic, for its failure record.
 static PANIC_REASON: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-/// No backtrace banner for a stage's panic: on its main thread the panic fails the stage, and
-/// its message goes with the failure to the root, which reports it in one line; on another
-/// thread of the stage (its own business) it gets one line on stderr, naming the stage.
+/// No backtrace banner for a stage's panic. A panic on any of a stage's threads fails the run,
+/// and is recorded as its failure here, before unwinding drops the queue ends the thread holds
+/// (which poisons their queues): a peer woken by that poison then finds the cause already
+/// recorded, instead of taking the blame itself or racing the record. The message goes with
+/// the failure to the root, which reports it in one line.
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -483,21 +492,23 @@ fn install_panic_hook() {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".to_owned());
         let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        if std::thread::current().name() == Some("main") {
-            if let Ok(mut reason) = PANIC_REASON.lock() {
-                *reason = Some(format!("panicked{location}: {message}"));
-            }
-            return;
+        let thread = std::thread::current();
+        let reason = match thread.name() {
+            Some("main") => format!("panicked{location}: {message}"),
+            Some(name) => format!("thread '{name}' panicked{location}: {message}"),
+            None => format!("a thread panicked{location}: {message}"),
+        };
+        let run = STAGE_RUN.load(Ordering::SeqCst);
+        if !run.is_null() {
+            // SAFETY: see STAGE_RUN: a handle that lives until this process exits, only ever
+            // borrowed shared once stored there (and `RunHandle` is `Sync`).
+            let run = unsafe { &*run };
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() } as u32;
+            run.table.record_failure_or_take_over(stage, pid, exit_kind::CODE, 101, &reason);
         }
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
-        let entry = CURRENT_ENTRY.get().copied().unwrap_or("unknown entry");
-        say(&format!("stage {stage} ({entry}, pid {pid}) panicked{location}: {message}\n"));
+        if let Ok(mut kept) = PANIC_REASON.lock() {
+            *kept = Some(reason);
+        }
     }));
-}
-
-/// One line to stderr in one write, so lines of different processes never interleave.
-fn say(line: &str) {
-    use std::io::Write;
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
