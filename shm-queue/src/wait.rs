@@ -128,6 +128,8 @@ pub(crate) fn wait_until(
     }
     stats.blocked.fetch_add(1, Ordering::Relaxed);
     let mut now = started;
+    // (`unchecked` is time this process has slept, so the clock, which counts from boot, always
+    // reaches back that far.)
     let mut last_recheck = started.checked_sub(waiter.unchecked).unwrap_or(started);
     // After a signal, re-check often for a moment: the death it announced may complete (and
     // the next signal arrive) while we are not asleep, and signals do not queue.
@@ -142,7 +144,9 @@ pub(crate) fn wait_until(
             break Waited::Ready;
         }
         let alert = alert_until.is_some_and(|until| now < until);
-        let mut timeout = if alert { recheck_every.min(ALERT_RECHECK) } else { recheck_every };
+        // Asleep until the next check is due, counting time carried over from earlier calls.
+        let until_check = recheck_every.saturating_sub(now.saturating_duration_since(last_recheck));
+        let mut timeout = if alert { until_check.min(ALERT_RECHECK) } else { until_check };
         if let Some(deadline) = deadline {
             if now >= deadline {
                 word.sleepers.fetch_sub(1, Ordering::SeqCst);
