@@ -43,7 +43,7 @@ impl<A> Copy for Entry<A> {}
 
 impl<A> std::fmt::Debug for Entry<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Entry({})", self.index)
+        write!(f, "Entry({} of builder {})", self.index, self.registry)
     }
 }
 

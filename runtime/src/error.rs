@@ -96,8 +96,9 @@ pub enum RuntimeError {
         /// The limit.
         max: usize,
     },
-    /// `spawn` was given an entry point registered with another builder than this run's.
-    #[error("entry point {index} was registered with another Runtime builder than this run's")]
+    /// `spawn` was given an entry point that this run's builder did not register (another
+    /// builder's, or a zeroed one).
+    #[error("entry point {index} was not registered with this run's Runtime builder")]
     ForeignEntry {
         /// Its index in the builder that made it.
         index: u32,

@@ -196,7 +196,8 @@ impl RunHandle {
     /// server (one `waitid`): a server that died while the root waited on something else (a
     /// queue, say), which spent its SIGCHLD, is reported now, not a re-check period later.
     fn sleep_then_check(&self, word: &AtomicU32, waiters: &AtomicU32, seen: u32) -> Result<(), RuntimeError> {
-        if self.server != 0 {
+        // Only while nothing has happened: news on `word` (a stage's exit) comes first.
+        if self.server != 0 && word.load(Ordering::SeqCst) == seen {
             if let Some(failure) = self.health() {
                 return Err(failure);
             }
