@@ -12,7 +12,8 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// Endpoints that may be attached to one queue at once (the table lives in the segment).
 pub const MAX_ENDPOINTS: usize = 64;
 
-/// `QueueState::flags`: the queue was poisoned (explicitly or after a peer died).
+/// `QueueState::flags`: the queue was poisoned (explicitly, after a peer died, by an end dropped
+/// during a panic, or by an abandoned multi-producer claim).
 pub(crate) const POISONED: u32 = 1;
 /// `QueueState::flags`: the poisoning was caused by a dead peer, named in `dead_pid`.
 pub(crate) const PEER_DEAD: u32 = 2;

@@ -256,8 +256,10 @@ pub enum PushError<T> {
     /// Every consumer has left.
     #[error("every consumer has left the queue")]
     Disconnected(T),
-    /// The queue was poisoned: by [`poison`](crate::Queue::poison), or by an end dropped while
-    /// its thread panicked (its stream was cut short).
+    /// The queue was poisoned: by [`poison`](crate::Queue::poison) (the runtime's, when its run
+    /// fails), by an end dropped while its thread panicked (its stream was cut short), or by a
+    /// multi-producer write chunk dropped uncommitted. Only a dead peer's poisoning is
+    /// `PeerDead`; after another cause, a peer that dies later shows as this.
     #[error("the queue is poisoned")]
     Poisoned(T),
     /// A consumer process died without detaching; the queue is now poisoned.
@@ -313,8 +315,10 @@ pub enum PopError {
     /// Every producer has left and the ring is drained.
     #[error("every producer has left and the queue is drained")]
     Disconnected,
-    /// The queue was poisoned: by [`poison`](crate::Queue::poison), or by an end dropped while
-    /// its thread panicked (its stream was cut short).
+    /// The queue was poisoned: by [`poison`](crate::Queue::poison) (the runtime's, when its run
+    /// fails), by an end dropped while its thread panicked (its stream was cut short), or by a
+    /// multi-producer write chunk dropped uncommitted. Only a dead peer's poisoning is
+    /// `PeerDead`; after another cause, a peer that dies later shows as this.
     #[error("the queue is poisoned")]
     Poisoned,
     /// A producer process died without detaching; the queue is now poisoned.
