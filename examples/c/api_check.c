@@ -227,18 +227,31 @@ int main(int argc, char **argv) {
     EXPECT(shmq_create(name, SHMQ_MPMC, 8, 16, &q), 0);
     EXPECT(shmq_consumer_attach(q, &rx), 0);
     int attached[2];
-    TRUE(pipe(attached) == 0);
+    if (pipe(attached) != 0) {
+        perror("pipe");
+        return 1;
+    }
+    fflush(stdout);
     fflush(stderr);
     pid_t child = fork();
+    if (child < 0) {
+        perror("fork");
+        return 1;
+    }
     if (child == 0) {
+        /* Never outlives the test by long, even if the parent dies before its kill. */
+        alarm(60);
+        close(attached[0]);
         shmq_producer *mine;
         char ok = shmq_producer_attach(q, &mine) == 0;
         if (write(attached[1], &ok, 1) != 1) _exit(2);
         pause();
         _exit(0);
     }
+    close(attached[1]); /* a child that dies before writing ends the read */
     char child_ok = 0;
     TRUE(read(attached[0], &child_ok, 1) == 1 && child_ok);
+    close(attached[0]);
     TRUE(kill(child, SIGKILL) == 0 && waitpid(child, NULL, 0) == child);
     uint64_t got;
     EXPECT(shmq_try_pop(rx, &got), SHMQ_EAGAIN);
@@ -246,8 +259,6 @@ int main(int argc, char **argv) {
     EXPECT(shmq_try_pop(rx, &got), SHMQ_EOWNERDEAD); /* poisoned now */
     EXPECT(shmq_consumer_close(rx), 0);
     EXPECT(shmq_queue_close(q), 0);
-    close(attached[0]);
-    close(attached[1]);
 
     /* Poison, and a kept name. */
     EXPECT(shmq_create(other, SHMQ_MPMC, 8, 16, &q), 0);
