@@ -9,7 +9,7 @@
 //! it reports in the run table. When a stage fails it records the failure, poisons every queue
 //! of the run (waking every sleeper), and kills the remaining stages.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_queue::{AttachError, ForkClock, Inspector, PidNamespace, PopError, ProcessId, PushError};
@@ -58,10 +58,6 @@ extern "C" fn on_sigchld(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut lib
     CHILD_SIGNALS[slot].store(pid, Ordering::Release);
 }
 
-/// The stage running in this process, for the panic hook (0: none).
-static CURRENT_STAGE: AtomicU32 = AtomicU32::new(0);
-/// Its entry point's name, set in the stage's process only.
-static CURRENT_ENTRY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 /// The stage's handle on its run, for the panic hook (null: not a stage). Set by `run_stage`
 /// from a handle that lives until the process exits: `run_stage` never returns, so the frame
 /// that owns it is never left.
@@ -403,9 +399,7 @@ fn run_stage(
     process::set_disposition(libc::SIGCHLD, libc::SIG_DFL);
     process::set_disposition(libc::SIGTERM, libc::SIG_DFL);
     TERMINATE.store(false, Ordering::SeqCst);
-    CURRENT_STAGE.store(stage, Ordering::SeqCst);
     run.stage = stage;
-    let _ = CURRENT_ENTRY.set(run.entry_name(stage));
     // `ps` then tells stages from the server and the root, and entries from each other.
     process::set_name(run.entry_name(stage));
     // SAFETY: getpid has no preconditions.
@@ -480,11 +474,14 @@ static PANIC_REASON: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(No
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let stage = CURRENT_STAGE.load(Ordering::SeqCst);
-        if stage == 0 {
+        let run = STAGE_RUN.load(Ordering::SeqCst);
+        if run.is_null() {
             previous(info);
             return;
         }
+        // SAFETY: see STAGE_RUN: a handle that lives until this process exits, only ever
+        // borrowed shared once stored there (and `RunHandle` is `Sync`).
+        let run = unsafe { &*run };
         let message = info
             .payload()
             .downcast_ref::<&str>()
@@ -498,15 +495,9 @@ fn install_panic_hook() {
             Some(name) => format!("thread '{name}' panicked{location}: {message}"),
             None => format!("a thread panicked{location}: {message}"),
         };
-        let run = STAGE_RUN.load(Ordering::SeqCst);
-        if !run.is_null() {
-            // SAFETY: see STAGE_RUN: a handle that lives until this process exits, only ever
-            // borrowed shared once stored there (and `RunHandle` is `Sync`).
-            let run = unsafe { &*run };
-            // SAFETY: getpid has no preconditions.
-            let pid = unsafe { libc::getpid() } as u32;
-            run.table.record_failure_or_take_over(stage, pid, exit_kind::CODE, 101, &reason);
-        }
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        run.table.record_failure_or_take_over(run.stage, pid, exit_kind::CODE, 101, &reason);
         if let Ok(mut kept) = PANIC_REASON.lock() {
             *kept = Some(reason);
         }
