@@ -28,7 +28,7 @@ pub enum NameError {
         max: usize,
     },
     /// Space, control or non-ASCII character.
-    #[error("shared-memory name contains the non-printable or non-ASCII character {found:?}")]
+    #[error("shared-memory name contains {found:?}: only printable ASCII characters other than space are allowed")]
     NotPrintable {
         /// The first offending character.
         found: char,

@@ -8,7 +8,7 @@ use crate::error::NameError;
 pub const MAX_NAME_LEN: usize = 255;
 
 /// A name that `shm_open` will accept: one leading `/`, no other `/`, 1..=255 printable ASCII
-/// characters after it, and not `.` or `..`.
+/// characters after it (no space, as a name on a command line), and not `.` or `..`.
 ///
 /// ```
 /// use shm_queue::ShmName;

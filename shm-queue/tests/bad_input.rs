@@ -576,6 +576,12 @@ fn error_display_strings_are_single_clean_lines() {
             "invalid name: shared-memory name must start with '/'".into(),
         ),
         (
+            // A space is printable, but no part of a name: the message says which rule it broke.
+            Queue::<u64, Spsc>::open("/a b").unwrap_err().to_string(),
+            "invalid name: shared-memory name contains ' ': only printable ASCII characters other than space are allowed"
+                .into(),
+        ),
+        (
             Queue::<u64, Spsc>::on_heap(QueueOptions::new(3)).unwrap_err().to_string(),
             "unsupported capacity 3: it must be a power of two between 1 and 1073741824".into(),
         ),
