@@ -99,6 +99,12 @@ impl Cgroup {
     }
 }
 
+/// A number alone in a file (a cgroup's `pids.current`, `memory.current`; `/proc/sys/kernel/…`);
+/// `None` for "max" or anything unreadable.
+pub(crate) fn read_number(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// Mount points in `mountinfo` write space, tab, newline and backslash as octal escapes.
 fn unescape_mount_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());

@@ -32,7 +32,7 @@
 
 use std::path::Path;
 
-use crate::cgroup::{Cgroup, CgroupVersion};
+use crate::cgroup::{read_number, Cgroup, CgroupVersion};
 
 /// Limits at or above this are "no limit": cgroup v1 writes an unlimited limit as the largest
 /// page-aligned `i64` (9,223,372,036,854,771,712).
@@ -83,12 +83,7 @@ impl MemoryCgroup {
 
 /// A number from a cgroup file: `None` for "max", unlimited, or anything unreadable.
 fn read_limit(path: &Path) -> Option<u64> {
-    let value: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
-    (value < UNLIMITED).then_some(value)
-}
-
-fn read_usage(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_number(path).filter(|&value| value < UNLIMITED)
 }
 
 /// Bytes of file cache in a `memory.stat`, most of which the kernel reclaims before it fails a
@@ -111,7 +106,7 @@ fn room_v1(dir: &Path, swap_free: u64) -> Option<u64> {
     let stat = std::fs::read_to_string(dir.join("memory.stat")).ok()?;
     let limit = |name: &str| stat_field(&stat, name).filter(|&value| value < UNLIMITED);
     let cache = reclaimable(&stat, &["total_active_file", "total_inactive_file"]);
-    let used = |file: &str| read_usage(&dir.join(file)).map(|usage| usage.saturating_sub(cache));
+    let used = |file: &str| read_number(&dir.join(file)).map(|usage| usage.saturating_sub(cache));
     let memory =
         limit("hierarchical_memory_limit")?.saturating_sub(used("memory.usage_in_bytes")?).saturating_add(swap_free);
     let with_swap = limit("hierarchical_memsw_limit")
@@ -131,10 +126,10 @@ fn room_v2(place: &Cgroup, swap_free: u64) -> Option<u64> {
             let limit = read_limit(&level.join("memory.max"))?;
             let stat = std::fs::read_to_string(level.join("memory.stat")).unwrap_or_default();
             let cache = reclaimable(&stat, &["active_file", "inactive_file", "slab_reclaimable"]);
-            let used = read_usage(&level.join("memory.current"))?.saturating_sub(cache);
+            let used = read_number(&level.join("memory.current"))?.saturating_sub(cache);
             let memory = limit.saturating_sub(used);
             let swap = read_limit(&level.join("memory.swap.max"))
-                .zip(read_usage(&level.join("memory.swap.current")))
+                .zip(read_number(&level.join("memory.swap.current")))
                 .map_or(swap_free, |(limit, usage)| limit.saturating_sub(usage).min(swap_free));
             Some(memory.saturating_add(swap))
         })

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::cgroup::Cgroup;
+use crate::cgroup::{read_number, Cgroup};
 
 /// The room [`process_room`] found, and the limit that sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl fmt::Display for ProcessLimit {
 pub fn process_room() -> Option<ProcessRoom> {
     let tasks = std::fs::read_to_string("/proc/loadavg").ok().and_then(|text| tasks_in_loadavg(&text));
     let system = |file: &str, limit: ProcessLimit| {
-        let max: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+        let max = read_number(std::path::Path::new(file))?;
         Some(ProcessRoom { processes: max.saturating_sub(tasks?), limit })
     };
     let pid_max_is_global = shm_queue::PidNamespace::sees_every_namespace() || kernel_before(6, 14);
@@ -119,10 +119,9 @@ fn cgroup_room(place: &Cgroup) -> Option<ProcessRoom> {
     place
         .levels()
         .filter_map(|level| {
-            let read = |file| std::fs::read_to_string(level.join(file)).ok()?.trim().parse::<u64>().ok();
             // "max" (no limit) does not parse, and a level without the controller has no file.
-            let max = read("pids.max")?;
-            let current = read("pids.current")?;
+            let max = read_number(&level.join("pids.max"))?;
+            let current = read_number(&level.join("pids.current"))?;
             Some(ProcessRoom { processes: max.saturating_sub(current), limit: ProcessLimit::Cgroup(level.to_owned()) })
         })
         .min_by_key(|room| room.processes)
